@@ -1,0 +1,525 @@
+package rtsp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+)
+
+// TransportMode selects how RTP travels from the camera.
+type TransportMode string
+
+const (
+	// TCP interleaves RTP in the RTSP connection (the default: it passes
+	// firewalls and never reorders).
+	TCP TransportMode = "tcp"
+	// UDP receives RTP on a client port pair per track, and falls back to
+	// TCP when nothing arrives within ClientConfig.UDPFallback.
+	UDP TransportMode = "udp"
+)
+
+// Errors a caller may test with errors.Is. Messages from the client wrap
+// them with the method and the (redacted) URL.
+var (
+	ErrUnauthorized = errors.New("401 unauthorized (wrong or missing credentials)")
+	ErrStall        = errors.New("no media received (stall)")
+	ErrNoVideo      = errors.New("no video track")
+)
+
+// StatusError is an RTSP reply other than 2xx.
+type StatusError struct {
+	Method string
+	Code   int
+	Reason string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s: server answered %d %s", e.Method, e.Code, e.Reason)
+}
+
+// Unwrap maps 401 to ErrUnauthorized.
+func (e *StatusError) Unwrap() error {
+	if e.Code == 401 {
+		return ErrUnauthorized
+	}
+	return nil
+}
+
+// ClientConfig configures one RTSP client session.
+type ClientConfig struct {
+	// URL is rtsp://[user:pass@]host[:port]/path. Credentials in it are
+	// used for authentication and never logged.
+	URL string
+	// Username and Password, when set, override the URL's credentials.
+	Username, Password string
+	// Transport is TCP (default) or UDP.
+	Transport TransportMode
+	// Dial opens the control connection (default net.Dialer).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// ListenUDP opens a local UDP socket for UDP transport (default
+	// net.ListenUDP).
+	ListenUDP func(network string, laddr *net.UDPAddr) (*net.UDPConn, error)
+	// Logger receives protocol events, with credentials redacted. nil
+	// discards.
+	Logger *slog.Logger
+	// UserAgent is sent with every request.
+	UserAgent string
+	// RequestTimeout bounds each request/response exchange (default 10 s).
+	RequestTimeout time.Duration
+	// StallTimeout ends a playing session with ErrStall when no RTP packet
+	// arrives for this long (default 10 s).
+	StallTimeout time.Duration
+	// UDPFallback is how long a UDP session may go without its first packet
+	// before the client switches to TCP (default 3 s).
+	UDPFallback time.Duration
+}
+
+func (cfg *ClientConfig) defaults() {
+	if cfg.Transport == "" {
+		cfg.Transport = TCP
+	}
+	if cfg.Dial == nil {
+		var d net.Dialer
+		cfg.Dial = d.DialContext
+	}
+	if cfg.ListenUDP == nil {
+		cfg.ListenUDP = net.ListenUDP
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "Custos"
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = 10 * time.Second
+	}
+	if cfg.UDPFallback <= 0 {
+		cfg.UDPFallback = 3 * time.Second
+	}
+}
+
+// Handler receives what a playing session delivers. Calls are serialised
+// (never concurrent with each other) and come from the client's reader
+// goroutine(s); they must not block for long, or the camera connection
+// backs up. pkt and its payload are valid only during the call.
+type Handler interface {
+	HandleRTP(track int, pkt *rtp.Packet)
+	HandleRTCP(track int, pkts []rtcp.Packet)
+}
+
+// Client is one RTSP session with a camera: Dial describes the stream,
+// Play sets up tracks and starts delivery, Wait reports how it ended and
+// Close tears it down. Methods are safe for concurrent use, but Play may be
+// called once.
+type Client struct {
+	cfg    ClientConfig
+	log    *slog.Logger
+	url    *url.URL // request URL without userinfo
+	user   string
+	pass   string
+	hasCrd bool
+
+	conn   *ctrlConn
+	desc   Description
+	server string
+	public string // OPTIONS Public header
+
+	mu        sync.Mutex
+	transport TransportMode
+	play      *playState
+	lastPlay  *playState // the session Wait reports on after Close
+	closed    bool
+}
+
+// Dial connects to the camera and runs OPTIONS and DESCRIBE, following up
+// to five redirects. It blocks until the description is known, ctx ends,
+// or the request times out. Errors name the failing step and wrap
+// ErrUnauthorized or *StatusError where the server refused.
+func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
+	cfg.defaults()
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parse camera URL %s: %w", RedactURL(cfg.URL), redactErr(err, cfg.URL))
+	}
+	if u.Scheme != "rtsp" && u.Scheme != "rtsps" {
+		return nil, fmt.Errorf("camera URL %s: scheme must be rtsp", RedactURL(cfg.URL))
+	}
+	if u.Scheme == "rtsps" {
+		return nil, fmt.Errorf("camera URL %s: rtsps (TLS) is not supported yet", RedactURL(cfg.URL))
+	}
+	c := &Client{cfg: cfg, transport: cfg.Transport}
+	c.user, c.pass = cfg.Username, cfg.Password
+	if u.User != nil && c.user == "" {
+		c.user = u.User.Username()
+		c.pass, _ = u.User.Password()
+	}
+	c.hasCrd = c.user != ""
+	u.User = nil
+	c.url = u
+	c.log = cfg.Logger.With("camera", u.String())
+	for hop := 0; ; hop++ {
+		err := c.connectAndDescribe(ctx)
+		var redir *redirectError
+		if errors.As(err, &redir) && hop < 5 {
+			c.log.Info("rtsp: redirected", "to", RedactURL(redir.location))
+			nu, perr := c.url.Parse(redir.location)
+			if perr != nil {
+				return nil, fmt.Errorf("redirect to %s: %w", RedactURL(redir.location), perr)
+			}
+			if nu.User != nil {
+				c.user = nu.User.Username()
+				c.pass, _ = nu.User.Password()
+				c.hasCrd = true
+				nu.User = nil
+			}
+			c.url = nu
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+type redirectError struct{ location string }
+
+func (e *redirectError) Error() string { return "redirect to " + RedactURL(e.location) }
+
+func (c *Client) connectAndDescribe(ctx context.Context) error {
+	if c.conn != nil {
+		c.conn.close()
+		c.conn = nil
+	}
+	host := c.url.Host
+	if c.url.Port() == "" {
+		host = net.JoinHostPort(c.url.Hostname(), "554")
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	nc, err := c.cfg.Dial(dctx, "tcp", host)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", host, redactErr(err, c.cfg.URL))
+	}
+	c.conn = newCtrlConn(nc, c)
+	resp, err := c.conn.do(ctx, "OPTIONS", c.url.String(), nil, nil)
+	if err != nil {
+		return err
+	}
+	// Some cameras refuse OPTIONS without auth or at all; DESCRIBE decides.
+	c.public = resp.Header.Get("Public")
+	c.server = resp.Header.Get("Server")
+	h := Header{}
+	h.Set("Accept", "application/sdp")
+	resp, err = c.conn.do(ctx, "DESCRIBE", c.url.String(), h, nil)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		if loc := resp.Header.Get("Location"); loc != "" {
+			return &redirectError{location: loc}
+		}
+	}
+	if resp.StatusCode != 200 {
+		return c.statusErr("DESCRIBE", resp)
+	}
+	if s := resp.Header.Get("Server"); s != "" {
+		c.server = s
+	}
+	base, err := BaseURL(c.url.String(), resp)
+	if err != nil {
+		return fmt.Errorf("DESCRIBE %s: %w", c.url, err)
+	}
+	desc, err := ParseSDP(resp.Body, base)
+	if err != nil {
+		return fmt.Errorf("DESCRIBE %s: session description: %w", c.url, err)
+	}
+	c.desc = desc
+	return nil
+}
+
+func (c *Client) statusErr(method string, resp *Response) error {
+	return fmt.Errorf("%s %s: %w", method, c.url, &StatusError{Method: method, Code: resp.StatusCode, Reason: resp.Reason})
+}
+
+// Description returns the parsed session description from DESCRIBE.
+func (c *Client) Description() Description { return c.desc }
+
+// Server returns the camera's Server header ("" when it sent none).
+func (c *Client) Server() string { return c.server }
+
+// URL returns the camera URL without credentials.
+func (c *Client) URL() string { return c.url.String() }
+
+// Transport returns the transport in use (it changes from UDP to TCP on
+// fallback).
+func (c *Client) Transport() TransportMode {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.transport
+}
+
+// Play sets up the given tracks (indexes into Description().Tracks),
+// sends PLAY and starts delivering packets to h. With UDP it blocks until
+// the first packet arrives or, after UDPFallback, it has reconnected over
+// TCP. It returns once media flows (or the setup failed); the session then
+// runs until Close or an error reported by Wait.
+func (c *Client) Play(ctx context.Context, tracks []int, h Handler) error {
+	if len(tracks) == 0 {
+		return errors.New("play: no tracks selected")
+	}
+	for _, t := range tracks {
+		if t < 0 || t >= len(c.desc.Tracks) {
+			return fmt.Errorf("play: no track %d (camera has %d)", t, len(c.desc.Tracks))
+		}
+	}
+	c.mu.Lock()
+	if c.play != nil || c.closed {
+		c.mu.Unlock()
+		return errors.New("play: session already playing or closed")
+	}
+	mode := c.transport
+	c.mu.Unlock()
+	if mode == UDP {
+		err := c.startPlay(ctx, tracks, h, UDP)
+		if err == nil {
+			err = c.awaitFirstUDP(ctx)
+			if err == nil {
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		c.log.Warn("rtsp: UDP gave no media, falling back to TCP", "err", err)
+		c.stopPlay(true)
+		if err := c.connectAndDescribe(ctx); err != nil {
+			return fmt.Errorf("reconnect for TCP fallback: %w", err)
+		}
+		c.mu.Lock()
+		c.transport = TCP
+		c.mu.Unlock()
+	}
+	return c.startPlay(ctx, tracks, h, TCP)
+}
+
+func (c *Client) awaitFirstUDP(ctx context.Context) error {
+	c.mu.Lock()
+	p := c.play
+	c.mu.Unlock()
+	t := time.NewTimer(c.cfg.UDPFallback)
+	defer t.Stop()
+	select {
+	case <-p.firstPacket:
+		return nil
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("no UDP packet within %s", c.cfg.UDPFallback)
+	}
+}
+
+// setupTransport builds the Transport header for track i.
+func (c *Client) setup(ctx context.Context, track, n int, mode TransportMode, p *playState) error {
+	tr := c.desc.Tracks[track]
+	var want Transport
+	var pair *udpClientPair
+	if mode == TCP {
+		want = Transport{Protocol: "RTP/AVP/TCP", Unicast: true, HasInterleaved: true, Interleaved: [2]int{2 * n, 2*n + 1}}
+	} else {
+		var err error
+		pair, err = listenClientPair(c.cfg.ListenUDP, c.conn.localIP())
+		if err != nil {
+			return fmt.Errorf("SETUP track %d: %w", track, err)
+		}
+		want = Transport{Protocol: "RTP/AVP", Unicast: true, HasClientPort: true, ClientPort: pair.ports()}
+	}
+	h := Header{}
+	h.Set("Transport", want.String())
+	resp, err := c.conn.do(ctx, "SETUP", tr.Control, h, nil)
+	if err != nil {
+		pair.close()
+		return err
+	}
+	if resp.StatusCode != 200 {
+		pair.close()
+		return c.statusErr("SETUP", resp)
+	}
+	got, err := ParseTransport(resp.Header.Get("Transport"))
+	if err != nil {
+		pair.close()
+		return fmt.Errorf("SETUP %s: reply transport: %w", tr.Control, err)
+	}
+	pt := &playTrack{index: track, ssrc: got.SSRC, hasSSRC: got.HasSSRC}
+	if mode == TCP {
+		ch := want.Interleaved[0]
+		if got.HasInterleaved {
+			ch = got.Interleaved[0]
+		}
+		if ch < 0 || ch > 254 {
+			return fmt.Errorf("SETUP %s: interleaved channel %d out of range", tr.Control, ch)
+		}
+		pt.channel = ch
+	} else {
+		if strings.HasSuffix(strings.ToUpper(got.Protocol), "/TCP") {
+			pair.close()
+			return fmt.Errorf("SETUP %s: server chose TCP for a UDP request", tr.Control)
+		}
+		pt.udp = pair
+		pt.serverIP = c.conn.remoteIP()
+		if got.Source != "" {
+			if ip := net.ParseIP(got.Source); ip != nil {
+				pt.serverIP = ip
+			}
+		}
+		if got.HasServerPort {
+			pt.serverRTCP = &net.UDPAddr{IP: pt.serverIP, Port: got.ServerPort[1]}
+			pt.serverRTP = &net.UDPAddr{IP: pt.serverIP, Port: got.ServerPort[0]}
+		}
+	}
+	p.tracks = append(p.tracks, pt)
+	if c.conn.session == "" {
+		id, timeout := ParseSession(resp.Header.Get("Session"))
+		c.conn.session = id
+		p.timeout = timeout
+	}
+	return nil
+}
+
+func (c *Client) startPlay(ctx context.Context, tracks []int, h Handler, mode TransportMode) error {
+	p := newPlayState(c, h, mode)
+	for n, t := range tracks {
+		if err := c.setup(ctx, t, n, mode, p); err != nil {
+			p.closeSockets()
+			return err
+		}
+	}
+	hdr := Header{}
+	hdr.Set("Range", "npt=0.000-")
+	resp, err := c.conn.do(ctx, "PLAY", c.desc.playURL(c.url.String()), hdr, nil)
+	if err != nil {
+		p.closeSockets()
+		return err
+	}
+	if resp.StatusCode != 200 {
+		p.closeSockets()
+		return c.statusErr("PLAY", resp)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		p.closeSockets()
+		return errors.New("play: client closed")
+	}
+	c.play = p
+	c.lastPlay = p
+	c.mu.Unlock()
+	p.start()
+	return nil
+}
+
+// Wait blocks until the playing session ends and returns why: ErrStall
+// (wrapped), a connection error, or nil after Close.
+func (c *Client) Wait() error {
+	c.mu.Lock()
+	p := c.lastPlay
+	c.mu.Unlock()
+	if p == nil {
+		return errors.New("wait: not playing")
+	}
+	<-p.done
+	return p.err
+}
+
+// Done returns a channel closed when the playing session ends (nil before
+// Play).
+func (c *Client) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastPlay == nil {
+		return nil
+	}
+	return c.lastPlay.done
+}
+
+// Close sends TEARDOWN (best effort, bounded by one second), closes the
+// connection and sockets, and waits until no goroutine of the client is
+// left. It is safe to call more than once.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.stopPlay(true)
+	if c.conn != nil {
+		c.conn.close()
+	}
+	return nil
+}
+
+// stopPlay tears the playing session down and waits for its goroutines.
+func (c *Client) stopPlay(teardown bool) {
+	c.mu.Lock()
+	p := c.play
+	c.play = nil
+	c.mu.Unlock()
+	if p != nil {
+		p.stop(nil) // first, so the server closing after TEARDOWN is no error
+	}
+	if teardown && c.conn != nil && c.conn.session != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		c.conn.send(ctx, "TEARDOWN", c.desc.playURL(c.url.String()))
+		cancel()
+	}
+	if p != nil {
+		c.conn.close()
+		p.wait()
+	}
+	if c.conn != nil {
+		c.conn.session = ""
+	}
+}
+
+// playURL is the aggregate control URL for PLAY and TEARDOWN.
+func (d Description) playURL(fallback string) string {
+	if d.Control != "" {
+		return d.Control
+	}
+	return fallback
+}
+
+func redactErr(err error, rawURL string) error {
+	if err == nil {
+		return nil
+	}
+	u, perr := url.Parse(rawURL)
+	if perr != nil || u.User == nil {
+		return err
+	}
+	msg := err.Error()
+	if p, ok := u.User.Password(); ok && p != "" && strings.Contains(msg, p) {
+		return errors.New(strings.ReplaceAll(msg, p, "xxxxx"))
+	}
+	return err
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
