@@ -40,6 +40,13 @@ type TrackStats struct {
 	LostPackets uint64 `json:"lost_packets"`
 	BadPackets  uint64 `json:"bad_packets"`
 	Dropped     uint64 `json:"dropped_frames"`
+	// MinPTS90k and MaxPTS90k span the presentation times of the frames
+	// (extended RTP time; the clock rate is the track's, 90 kHz for
+	// video). With a constant frame rate, Frames should equal
+	// (MaxPTS90k-MinPTS90k)/frame duration + 1: fewer means frames the
+	// camera sent never arrived whole.
+	MinPTS90k int64 `json:"min_pts90k,omitempty"`
+	MaxPTS90k int64 `json:"max_pts90k,omitempty"`
 }
 
 type depacketizer interface {
@@ -151,6 +158,12 @@ func (r *Receiver) push(t *track, pkt *rtp.Packet) {
 		au, ok := t.dp.Pull()
 		if !ok {
 			break
+		}
+		if t.stats.Frames == 0 || au.PTS90k < t.stats.MinPTS90k {
+			t.stats.MinPTS90k = au.PTS90k
+		}
+		if t.stats.Frames == 0 || au.PTS90k > t.stats.MaxPTS90k {
+			t.stats.MaxPTS90k = au.PTS90k
 		}
 		t.stats.Frames++
 		if au.Key {

@@ -42,6 +42,9 @@ def encoder(args):
                 "x264enc speed-preset=ultrafast bframes=%d b-adapt=false "
                 "key-int-max=%d bitrate=%d" % (args.bframes, k, args.bitrate)
             )
+            # ultrafast turns off CABAC and 8x8 transforms (a Constrained
+            # Baseline bitstream); turn them back on for a real High profile.
+            enc += " cabac=true dct8x8=true"
             if args.bframes == 0:
                 # zerolatency forces bframes=0, so only use it without them.
                 enc += " tune=zerolatency"

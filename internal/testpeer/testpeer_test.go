@@ -134,6 +134,9 @@ func TestGstCamera(t *testing.T) {
 			if info.Codec != wantCodec || info.Width != 320 || info.Height != 240 {
 				t.Errorf("probe: %+v, want %s 320x240", info, wantCodec)
 			}
+			if opts.Codec == "h264" && info.Profile != "High" {
+				t.Errorf("probe: profile %q, want High", info.Profile)
+			}
 			if (info.HasBFrames > 0) != (opts.BFrames > 0) {
 				t.Errorf("probe: has_b_frames=%d with BFrames=%d", info.HasBFrames, opts.BFrames)
 			}
