@@ -205,4 +205,3 @@ func Describe(err error) string {
 	}
 	return err.Error()
 }
-
