@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 )
@@ -36,6 +37,7 @@ func commands() []command {
 		{"demo", "simulated cameras probed and served on 127.0.0.1 (grows into the full demo)", runDemo},
 		{"sim", "serve simulated RTSP cameras", runSim},
 		{"probe", "describe a camera's streams as JSON (optionally receive media for N seconds)", runProbe},
+		{"bench", "measure performance (bench sim: the simulator's serving cost per stream)", runBench},
 	}
 }
 
@@ -46,6 +48,19 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e := &env{stdout: os.Stdout, stderr: os.Stderr}
+	if path := os.Getenv("CUSTOS_CPUPROFILE"); path != "" {
+		// For benchmarks: profile the whole run of this process.
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "custos: CUSTOS_CPUPROFILE: %v\n", err)
+			os.Exit(2)
+		}
+		pprof.StartCPUProfile(f)
+		code := run(ctx, e, os.Args[1:])
+		pprof.StopCPUProfile()
+		f.Close()
+		os.Exit(code)
+	}
 	os.Exit(run(ctx, e, os.Args[1:]))
 }
 

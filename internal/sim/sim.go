@@ -157,7 +157,9 @@ func (st *stream) SDP() []byte {
 
 // Play loops the clip from its first frame. Frame n of the session is sent
 // at start + n·40 ms / speed with RTP timestamp base + n·3600, so the loop
-// point has no discontinuity in timestamps or sequence numbers.
+// point has no discontinuity in timestamps or sequence numbers. A session
+// that falls more than a second behind its schedule is rebased rather than
+// sent in a burst.
 func (st *stream) Play(ctx context.Context, tracks []int, w rtsp.PacketWriter) error {
 	var rb [6]byte
 	rand.Read(rb[:])
@@ -172,7 +174,14 @@ func (st *stream) Play(ctx context.Context, tracks []int, w rtsp.PacketWriter) e
 	scratch := make([]byte, 0, 1500)
 	for n := 0; ; n++ {
 		due := start.Add(time.Duration(n) * frameDur)
-		if wait := due.Sub(st.sim.opts.Now()); wait > 0 {
+		wait := due.Sub(st.sim.opts.Now())
+		if wait < -time.Second {
+			// More than a second behind (an overloaded machine or a slow
+			// client): rebase instead of bursting, as a camera would.
+			start = start.Add(-wait)
+			wait = 0
+		}
+		if wait > 0 {
 			timer.Reset(wait)
 			select {
 			case <-ctx.Done():

@@ -3,6 +3,7 @@ package testpeer
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -177,5 +178,34 @@ func TestGstCameraUDP(t *testing.T) {
 		"-rtsp_transport", "udp", "-i", cam.URL(), "-frames:v", "25", "-f", "null", "-").CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) != 0 {
 		t.Fatalf("ffmpeg over UDP: %v\n%s\ncamera stderr:\n%s", err, out, cam.Stderr())
+	}
+}
+
+// recordTB records Skipf/Fatalf instead of stopping the test.
+type recordTB struct {
+	testing.TB
+	skip, fatal string
+}
+
+func (r *recordTB) Helper()                   {}
+func (r *recordTB) Skipf(f string, a ...any)  { r.skip = fmt.Sprintf(f, a...) }
+func (r *recordTB) Fatalf(f string, a ...any) { r.fatal = fmt.Sprintf(f, a...) }
+
+func TestNeed(t *testing.T) {
+	t.Setenv(RequireEnv, "")
+	r := &recordTB{TB: t}
+	Need(r, "thing", true, "unused")
+	if r.skip != "" || r.fatal != "" {
+		t.Fatalf("Need with ok=true: skip %q fatal %q", r.skip, r.fatal)
+	}
+	Need(r, "thing", false, "not installed")
+	if r.skip != "peer thing missing: not installed" || r.fatal != "" {
+		t.Errorf("Need without %s: skip %q fatal %q", RequireEnv, r.skip, r.fatal)
+	}
+	t.Setenv(RequireEnv, "1")
+	r = &recordTB{TB: t}
+	Need(r, "thing", false, "not installed")
+	if r.skip != "" || !strings.HasPrefix(r.fatal, "peer thing missing: not installed") {
+		t.Errorf("Need with %s=1: skip %q fatal %q", RequireEnv, r.skip, r.fatal)
 	}
 }

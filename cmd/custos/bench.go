@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/custos-nvr/custos/internal/bench"
+	"github.com/custos-nvr/custos/internal/rtsp"
+)
+
+// runBench implements "custos bench WHAT": measurements that go into
+// docs/benchmarks.md. Today: "sim", the simulator's serving cost.
+func runBench(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || args[0] != "sim" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprintln(e.stdout, "Usage: custos bench sim [--streams N] [--seconds S] [--sub] [--codec h264|h265] [--transport tcp|udp]")
+			return flag.ErrHelp
+		}
+		return fmt.Errorf("%w: want 'custos bench sim' (the only benchmark so far)", errUsage)
+	}
+	fs := flag.NewFlagSet("bench sim", flag.ContinueOnError)
+	streams := fs.Int("streams", 50, "concurrent RTSP sessions, one per simulated camera")
+	seconds := fs.Float64("seconds", 20, "measured window in seconds")
+	sub := fs.Bool("sub", false, "use the 360p sub-streams instead of 1080p main streams")
+	codec := fs.String("codec", "h264", "main stream codec: h264 or h265")
+	transport := fs.String("transport", "tcp", "tcp or udp")
+	pos, err := parseFlags(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		helpFlags(e.stdout, fs, "bench sim [--streams N] [--seconds S] [--sub] [--codec h264|h265] [--transport tcp|udp]")
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own binary: %w", err)
+	}
+	res, err := bench.SimCost(ctx, bench.SimCostOptions{
+		Exe: exe, Streams: *streams, Duration: time.Duration(*seconds * float64(time.Second)),
+		Sub: *sub, Codec: *codec, Transport: rtsp.TransportMode(*transport), Progress: e.stderr,
+	})
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
+}
