@@ -85,8 +85,9 @@ func (cc *ctrlConn) do(ctx context.Context, method, url string, h Header, body [
 	return nil, fmt.Errorf("%s %s: authentication loop: %w", method, cc.c.url, ErrUnauthorized)
 }
 
-// write sends one request and returns its CSeq.
-func (cc *ctrlConn) write(method, url string, h Header, body []byte) (int, error) {
+// write sends one request and returns its CSeq. The write may block until
+// the request timeout, or less when ctx has an earlier deadline.
+func (cc *ctrlConn) write(ctx context.Context, method, url string, h Header, body []byte) (int, error) {
 	cc.wmu.Lock()
 	defer cc.wmu.Unlock()
 	cc.cseq++
@@ -102,7 +103,11 @@ func (cc *ctrlConn) write(method, url string, h Header, body []byte) (int, error
 	if cc.auth != nil {
 		req.Header.Set("Authorization", cc.auth.Authorization(method, url))
 	}
-	cc.nc.SetWriteDeadline(time.Now().Add(cc.c.cfg.RequestTimeout))
+	deadline := time.Now().Add(cc.c.cfg.RequestTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	cc.nc.SetWriteDeadline(deadline)
 	if _, err := cc.nc.Write(req.AppendTo(nil)); err != nil {
 		return 0, fmt.Errorf("%s %s: write: %w", method, cc.c.url, err)
 	}
@@ -112,7 +117,7 @@ func (cc *ctrlConn) write(method, url string, h Header, body []byte) (int, error
 // send writes a request whose response nobody waits for (keep-alive,
 // TEARDOWN on close).
 func (cc *ctrlConn) send(ctx context.Context, method, url string) error {
-	_, err := cc.write(method, url, nil, nil)
+	_, err := cc.write(ctx, method, url, nil, nil)
 	return err
 }
 
@@ -130,7 +135,7 @@ func (cc *ctrlConn) roundTrip(ctx context.Context, method, url string, h Header,
 	}
 	// Register before writing so a fast reply is not missed.
 	cc.mu.Lock()
-	cseq, err := cc.write(method, url, h, body)
+	cseq, err := cc.write(ctx, method, url, h, body)
 	if err != nil {
 		cc.mu.Unlock()
 		return nil, err

@@ -2,7 +2,6 @@ package rtsp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -216,5 +215,3 @@ func (p *playState) watchdog() {
 	}
 }
 
-// errClosed is the error a session reports after Close.
-var errClosed = errors.New("session closed")
