@@ -214,4 +214,3 @@ func (p *playState) watchdog() {
 		}
 	}
 }
-
