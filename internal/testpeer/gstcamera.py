@@ -63,7 +63,11 @@ def encoder(args):
     if args.codec == "h265":
         if not have("x265enc"):
             missing("x265enc")
-        opts = "bframes=%d:keyint=%d:min-keyint=%d:scenecut=0:repeat-headers=1" % (
+        # Closed GOPs (IDR key frames, as cameras send) instead of x265's
+        # default CRA; no repeat-headers: rtph265pay's config-interval=-1
+        # already puts VPS/SPS/PPS before every IRAP, and both would send
+        # them twice.
+        opts = "bframes=%d:keyint=%d:min-keyint=%d:scenecut=0:open-gop=0" % (
             args.bframes, k, k)
         enc = "x265enc speed-preset=ultrafast key-int-max=%d bitrate=%d option-string=\"%s\"" % (
             k, args.bitrate, opts)
