@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -68,12 +69,15 @@ type Server struct {
 	// metrics and tests). It must not block.
 	OnRequest func(*Request)
 
-	mu     sync.Mutex
-	lns    []net.Listener
-	conns  map[*serverConn]struct{}
-	udp    *udpPair
-	closed bool
-	wg     sync.WaitGroup
+	mu    sync.Mutex
+	lns   []net.Listener
+	conns map[*serverConn]struct{}
+	udp   *udpPair
+	// udpPeers maps a UDP client's RTCP address to its connection, so a
+	// receiver report keeps the right session alive.
+	udpPeers map[netip.AddrPort]*serverConn
+	closed   bool
+	wg       sync.WaitGroup
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -182,12 +186,38 @@ func (s *Server) readRTCP(p *udpPair) {
 			return
 		}
 		s.mu.Lock()
-		for c := range s.conns {
-			if c.ownsUDPPeer(from) {
-				c.nc.SetReadDeadline(time.Now().Add(2 * s.timeout()))
-			}
-		}
+		c := s.udpPeers[udpKey(from)]
 		s.mu.Unlock()
+		if c != nil {
+			c.nc.SetReadDeadline(time.Now().Add(2 * s.timeout()))
+		}
+	}
+}
+
+// udpKey normalises a UDP address for map lookups (IPv4 in either form).
+func udpKey(a *net.UDPAddr) netip.AddrPort {
+	ap := a.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// addUDPPeer records which connection a client's RTCP address belongs to.
+func (s *Server) addUDPPeer(a *net.UDPAddr, c *serverConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.udpPeers == nil {
+		s.udpPeers = make(map[netip.AddrPort]*serverConn)
+	}
+	s.udpPeers[udpKey(a)] = c
+}
+
+// dropUDPPeers forgets the RTCP addresses of a session's tracks.
+func (s *Server) dropUDPPeers(tracks []sessionTrack) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range tracks {
+		if t.udpRTCP != nil {
+			delete(s.udpPeers, udpKey(t.udpRTCP))
+		}
 	}
 }
 
@@ -263,20 +293,6 @@ type sessionTrack struct {
 	udpRTP  *net.UDPAddr
 	udpRTCP *net.UDPAddr
 	ssrc    uint32
-}
-
-func (c *serverConn) ownsUDPPeer(a *net.UDPAddr) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.session == nil {
-		return false
-	}
-	for _, t := range c.session.tracks {
-		if t.udpRTCP != nil && t.udpRTCP.IP.Equal(a.IP) && t.udpRTCP.Port == a.Port {
-			return true
-		}
-	}
-	return false
 }
 
 func (c *serverConn) serve() {
@@ -487,6 +503,9 @@ func (c *serverConn) setup(req *Request) *Response {
 	}
 	sess.tracks = append(sess.tracks, st)
 	c.session = sess
+	if st.udpRTCP != nil {
+		c.srv.addUDPPeer(st.udpRTCP, c)
+	}
 	r := newResponse(200, "OK")
 	r.Header.Set("Transport", reply.String())
 	r.Header.Set("Session", fmt.Sprintf("%s;timeout=%d", sess.id, int(c.srv.timeout()/time.Second)))
@@ -555,6 +574,9 @@ func (c *serverConn) stopPlay() {
 	sess := c.session
 	c.session = nil
 	c.mu.Unlock()
+	if sess != nil {
+		c.srv.dropUDPPeers(sess.tracks)
+	}
 	if sess != nil && sess.cancel != nil {
 		sess.cancel()
 		<-sess.done
