@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -53,29 +54,42 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	addr := ln.Addr().String()
 	fmt.Fprintf(e.stdout, "Custos demo: %d simulated cameras at rtsp://%s/camN (sub-streams at /camN/sub)\n\n", *cameras, addr)
 
+	// Probe every stream at once: the table appears after one probe's time.
+	var paths []string
+	for k := 1; k <= *cameras; k++ {
+		paths = append(paths, fmt.Sprintf("cam%d", k), fmt.Sprintf("cam%d/sub", k))
+	}
+	results := make([]*probe.Result, len(paths))
+	errs := make([]error, len(paths))
+	var wg sync.WaitGroup
+	for i, path := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = probe.Run(ctx, probe.Options{
+				Client:   rtsp.ClientConfig{URL: fmt.Sprintf("rtsp://%s/%s", addr, path), Logger: e.log},
+				Duration: time.Duration(*seconds * float64(time.Second)),
+			})
+		}()
+	}
+	wg.Wait()
 	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STREAM\tCODEC\tPROFILE\tSIZE\tFPS\tFRAMES\tKEY\tKBIT/S\tLOST")
 	failed := 0
-	for k := 1; k <= *cameras; k++ {
-		for _, path := range []string{fmt.Sprintf("cam%d", k), fmt.Sprintf("cam%d/sub", k)} {
-			url := fmt.Sprintf("rtsp://%s/%s", addr, path)
-			res, err := probe.Run(ctx, probe.Options{
-				Client:   rtsp.ClientConfig{URL: url, Logger: e.log},
-				Duration: time.Duration(*seconds * float64(time.Second)),
-			})
-			if err != nil {
-				failed++
-				fmt.Fprintf(tw, "%s\terror: %s\n", path, probe.Describe(err))
+	for i, path := range paths {
+		if errs[i] != nil {
+			failed++
+			fmt.Fprintf(tw, "%s\terror: %s\n", path, probe.Describe(errs[i]))
+			continue
+		}
+		res := results[i]
+		for _, t := range res.Tracks {
+			if t.Received == nil {
 				continue
 			}
-			for _, t := range res.Tracks {
-				if t.Received == nil {
-					continue
-				}
-				kbps := float64(t.Received.Bytes*8) / res.Seconds / 1000
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%dx%d\t%.0f\t%d\t%d\t%.0f\t%d\n", path, t.Codec, t.Profile, t.Width, t.Height,
-					t.FPS, t.Received.Frames, t.Received.KeyFrames, kbps, t.Received.LostPackets)
-			}
+			kbps := float64(t.Received.Bytes*8) / res.Seconds / 1000
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%dx%d\t%.0f\t%d\t%d\t%.0f\t%d\n", path, t.Codec, t.Profile, t.Width, t.Height,
+				t.FPS, t.Received.Frames, t.Received.KeyFrames, kbps, t.Received.LostPackets)
 		}
 	}
 	tw.Flush()
