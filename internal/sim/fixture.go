@@ -15,7 +15,7 @@ import (
 	rtph265 "github.com/custos-nvr/custos/internal/rtp/h265"
 )
 
-//go:embed fixtures/*.h264 fixtures/*.h265
+//go:embed fixtures/main.h264 fixtures/sub.h264 fixtures/main.h265
 var fixturesFS embed.FS
 
 // FixtureFPS is the frame rate of every embedded fixture, and
