@@ -7,4 +7,5 @@ require (
 	github.com/pion/rtcp v1.2.20 // indirect
 	github.com/pion/rtp v1.10.6 // indirect
 	github.com/pion/sdp/v3 v3.0.20 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
 )

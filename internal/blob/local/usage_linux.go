@@ -1,0 +1,18 @@
+package local
+
+import (
+	"fmt"
+	"syscall"
+)
+
+// Usage returns the size of the filesystem holding the directory and the
+// bytes still available to an unprivileged process (what retention's
+// free-space floor should use). It does I/O and is safe for concurrent use.
+func (d *Dir) Usage() (total, free uint64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(d.dir, &st); err != nil {
+		return 0, 0, fmt.Errorf("storage %s: statfs: %w", d.dir, err)
+	}
+	bs := uint64(st.Frsize)
+	return uint64(st.Blocks) * bs, uint64(st.Bavail) * bs, nil
+}
