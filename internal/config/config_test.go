@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +93,17 @@ func TestPasswordNotInErrors(t *testing.T) {
 	_, err := Parse([]byte("cameras: [{name: a, url: 'http://u:hunter2@h/'}]"), "t.yaml", nil)
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestExampleMatchesDefault keeps the repository's example file identical to
+// the embedded default, so the documentation cannot drift.
+func TestExampleMatchesDefault(t *testing.T) {
+	b, err := os.ReadFile("../../custos.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != string(Default) {
+		t.Error("custos.example.yaml differs from internal/config/default.yaml: copy one over the other")
 	}
 }

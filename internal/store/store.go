@@ -57,6 +57,10 @@ type Segment struct {
 	// last frame plus its duration while writing).
 	Start  time.Time
 	Dur90k int64
+	// WallDur is the wall-clock length: Dur90k stretched by the run's
+	// clock correction (at most 500 ppm, docs/time.md), so that segments
+	// of a run abut exactly in wall time. Zero while writing.
+	WallDur time.Duration
 	// StartPTS90k is the extended RTP time of the first frame.
 	StartPTS90k int64
 	// Bytes is the length of the file the row vouches for; Frames and
@@ -70,8 +74,12 @@ type Segment struct {
 	Width, Height int
 }
 
-// End returns the wall end of the segment.
+// End returns the wall end of the segment: Start plus WallDur once
+// closed, plus the media duration while writing.
 func (s *Segment) End() time.Time {
+	if s.WallDur > 0 {
+		return s.Start.Add(s.WallDur)
+	}
 	return s.Start.Add(time.Duration(s.Dur90k) * time.Second / 90000)
 }
 
