@@ -15,6 +15,10 @@ import (
 // ErrNotFound is returned (wrapped) when a row does not exist.
 var ErrNotFound = errors.New("store: not found")
 
+// ErrSegmentWriting is returned (wrapped) by MarkGarbage for a segment
+// still in state writing: its file may still grow, so it cannot be deleted.
+var ErrSegmentWriting = errors.New("store: segment is being written")
+
 // Stream is one recorded stream of a camera ("main" or "sub").
 type Stream struct {
 	ID     int64
@@ -121,9 +125,9 @@ type Store interface {
 
 	// AddSegment inserts a segment row (state writing) and sets its ID.
 	AddSegment(ctx context.Context, seg *Segment) error
-	// UpdateSegment rewrites a segment's growing fields (Dur90k, Bytes,
-	// Frames, KeyFrames, State). Call it only after the bytes it vouches
-	// for are on disk.
+	// UpdateSegment rewrites a segment's growing fields (Dur90k, WallDur,
+	// Bytes, Frames, KeyFrames, State). Call it only after the bytes it
+	// vouches for are on disk.
 	UpdateSegment(ctx context.Context, seg *Segment) error
 	// Segments returns the segments of a stream overlapping [from, to),
 	// ordered by start time.
@@ -133,6 +137,9 @@ type Store interface {
 	Runs(ctx context.Context, streamID int64, from, to time.Time) ([]Run, error)
 	// WritingSegments lists segments left in state writing (after a crash).
 	WritingSegments(ctx context.Context) ([]Segment, error)
+	// HasSegmentsOn reports whether any segment row names the disk (to
+	// tell an unmounted disk's empty mount point from a new disk).
+	HasSegmentsOn(ctx context.Context, disk string) (bool, error)
 
 	// MarkGarbage moves a segment row to the garbage list and appends a
 	// Deletion in one transaction (the row disappears from playback at
