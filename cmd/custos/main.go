@@ -37,6 +37,7 @@ func commands() []command {
 		{"demo", "simulated cameras probed and served on 127.0.0.1 (grows into the full demo)", runDemo},
 		{"sim", "serve simulated RTSP cameras", runSim},
 		{"probe", "describe a camera's streams as JSON (optionally receive media for N seconds)", runProbe},
+		{"serve", "record the configured cameras and serve the API", runServe},
 		{"bench", "measure performance (bench sim: the simulator's serving cost per stream)", runBench},
 	}
 }

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/custos-nvr/custos/internal/api"
+	"github.com/custos-nvr/custos/internal/blob"
+	"github.com/custos-nvr/custos/internal/blob/local"
+	"github.com/custos-nvr/custos/internal/config"
+	"github.com/custos-nvr/custos/internal/recorder"
+	"github.com/custos-nvr/custos/internal/rtsp"
+	"github.com/custos-nvr/custos/internal/store"
+	"github.com/custos-nvr/custos/internal/store/sqlite"
+)
+
+// runServe implements "custos serve --config FILE": record every
+// configured camera and serve the API until interrupted.
+func runServe(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "YAML configuration file (see custos.example.yaml); empty uses the defaults")
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		helpFlags(e.stdout, fs, "serve --config FILE")
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
+	}
+	cfg, err := config.Load(*cfgPath, os.Environ())
+	if err != nil {
+		return err
+	}
+	srv, err := startServer(ctx, e, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "custos: recording %d cameras; API at http://%s/api/cameras\n", len(cfg.Cameras), srv.addr)
+	<-ctx.Done()
+	return srv.stop()
+}
+
+// server is a running recorder plus API, as serve and demo start it.
+type server struct {
+	addr   string
+	idx    store.Store
+	http   *http.Server
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	log    func(string, ...any)
+}
+
+// startServer opens the index and the storage directories, recovers what a
+// crash left unfinished, starts one supervisor per stream and the HTTP
+// API. A storage directory that cannot be used (missing, swapped) stops
+// only the cameras on it; they report the reason in the API.
+func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
+	}
+	idx, err := sqlite.Open(filepath.Join(cfg.DataDir, "index.db"))
+	if err != nil {
+		return nil, fmt.Errorf("open index: %w", err)
+	}
+	disks := map[string]blob.Store{}
+	diskErr := map[string]error{}
+	for _, sc := range cfg.Storage {
+		d, err := openDisk(ctx, idx, sc, cfg.DataDir)
+		if err != nil {
+			e.log.Error("storage unavailable: its cameras will not record", "storage", sc.Name, "err", err)
+			diskErr[sc.Name] = err
+			continue
+		}
+		disks[sc.Name] = d
+	}
+	if err := recorder.Recover(ctx, idx, disks, e.log); err != nil {
+		idx.Close()
+		return nil, fmt.Errorf("recover unfinished segments: %w", err)
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s := &server{idx: idx, cancel: cancel}
+	var cams []api.Camera
+	for _, cc := range cfg.Cameras {
+		cam := api.Camera{Name: cc.Name}
+		urls := []struct{ stream, url string }{{"main", cc.URL}}
+		if cc.SubURL != "" {
+			urls = append(urls, struct{ stream, url string }{"sub", cc.SubURL})
+		}
+		for _, u := range urls {
+			sc := recorder.StreamConfig{
+				Camera: cc.Name, Stream: u.stream,
+				Client: rtsp.ClientConfig{URL: u.url, Username: cc.Username, Password: cc.Password,
+					Transport: rtsp.TransportMode(cc.Transport)},
+				Disk: disks[cc.Storage], Index: idx, FsyncEvery: time.Duration(cfg.FsyncInterval), Logger: e.log,
+			}
+			sup, err := recorder.NewSupervisor(sc, diskErr[cc.Storage])
+			if err != nil {
+				cancel()
+				idx.Close()
+				return nil, err
+			}
+			cam.Streams = append(cam.Streams, sup)
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				sup.Run(rctx)
+			}()
+		}
+		cams = append(cams, cam)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		cancel()
+		s.wg.Wait()
+		idx.Close()
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	s.addr = ln.Addr().String()
+	a := &api.Server{Cameras: cams, Index: idx, Logger: e.log}
+	s.http = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go s.http.Serve(ln)
+	return s, nil
+}
+
+// openDisk opens a storage directory. The default directory under data_dir
+// is created on first use; any other must exist (a missing directory is an
+// unmounted disk). A directory that had no identity and was just
+// initialised is refused if the index already has recordings on that disk:
+// that is an empty mount point, not a new disk.
+func openDisk(ctx context.Context, idx store.Store, sc config.Storage, dataDir string) (blob.Store, error) {
+	if sc.Name == "default" && sc.Path == filepath.Join(dataDir, "recordings") {
+		if err := os.MkdirAll(sc.Path, 0o750); err != nil {
+			return nil, fmt.Errorf("storage %s: %w", sc.Path, err)
+		}
+	}
+	d, err := local.Open(sc.Path, sc.Name, local.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if d.Initialized() {
+		has, err := idx.HasSegmentsOn(ctx, sc.Name)
+		if err != nil {
+			return nil, err
+		}
+		if has {
+			return nil, fmt.Errorf("storage %s at %s: the directory was empty but the index has recordings there: disk not mounted? (remove %s/custos-disk.json after mounting)", sc.Name, sc.Path, sc.Path)
+		}
+	}
+	return d, nil
+}
+
+// stop ends recording (closing open segments), then the API and the index.
+func (s *server) stop() error {
+	s.cancel()
+	s.wg.Wait()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.http.Shutdown(sctx)
+	return s.idx.Close()
+}

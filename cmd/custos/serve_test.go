@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/custos-nvr/custos/internal/api"
+	"github.com/custos-nvr/custos/internal/config"
+	"github.com/custos-nvr/custos/internal/sim"
+)
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if v != nil && resp.StatusCode == 200 {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("%s: %v\n%s", url, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+// TestServeRecordsAndReconnects runs the server against two simulated
+// cameras (one with a sub-stream), checks the API, then takes the cameras
+// away and brings them back: recording resumes and the API shows exactly
+// one gap.
+func TestServeRecordsAndReconnects(t *testing.T) {
+	s, err := sim.New(sim.Options{Cameras: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	simAddr := ln.Addr().String()
+	go s.Serve(ln)
+
+	dir := t.TempDir()
+	yaml := fmt.Sprintf(`
+listen: 127.0.0.1:0
+data_dir: %s
+fsync_interval: 1s
+cameras:
+  - name: door
+    url: rtsp://%s/cam1
+    sub_url: rtsp://%s/cam1/sub
+  - name: yard
+    url: rtsp://%s/cam2
+`, dir, simAddr, simAddr, simAddr)
+	cfg, err := config.Parse([]byte(yaml), "test.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	e := &env{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.NewTextHandler(logs, nil))}
+	srv, err := startServer(context.Background(), e, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.stop()
+	base := "http://" + srv.addr
+	if code := getJSON(t, base+"/healthz", nil); code != 200 {
+		t.Fatalf("/healthz = %d", code)
+	}
+	waitState := func(want string) []api.CameraJSON {
+		t.Helper()
+		var cams []api.CameraJSON
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			getJSON(t, base+"/api/cameras", &cams)
+			ok := len(cams) == 2
+			for _, c := range cams {
+				for _, st := range c.Streams {
+					ok = ok && st.State == want
+				}
+			}
+			if ok {
+				return cams
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cameras not %s: %+v", want, cams)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	cams := waitState("recording")
+	if len(cams[0].Streams) != 2 || len(cams[1].Streams) != 1 {
+		t.Errorf("streams = %+v", cams)
+	}
+	time.Sleep(3 * time.Second)
+	getJSON(t, base+"/api/cameras", &cams)
+	if cams[0].BitrateBps < 1_000_000 || cams[0].LastFrame.IsZero() {
+		t.Errorf("door: bitrate %d, last frame %s", cams[0].BitrateBps, cams[0].LastFrame)
+	}
+
+	// The cameras go away for a while and come back on the same address.
+	s.Close()
+	waitState("reconnecting")
+	time.Sleep(2 * time.Second)
+	s2, err := sim.New(sim.Options{Cameras: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ln2 net.Listener
+	for range 50 {
+		if ln2, err = net.Listen("tcp", simAddr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("re-listen on %s: %v", simAddr, err)
+	}
+	go s2.Serve(ln2)
+	defer s2.Close()
+	back := time.Now()
+	waitState("recording")
+	// Backoff is at most a few seconds after a short outage.
+	if d := time.Since(back); d > 8*time.Second {
+		t.Errorf("recording resumed %s after the camera returned", d)
+	}
+	time.Sleep(3 * time.Second)
+
+	var rec api.RecordingsJSON
+	from := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	to := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	if code := getJSON(t, base+"/api/cameras/door/recordings?from="+from+"&to="+to, &rec); code != 200 {
+		t.Fatalf("recordings = %d", code)
+	}
+	if len(rec.Runs) != 2 || len(rec.Gaps) != 1 {
+		t.Fatalf("runs %+v gaps %+v: want 2 runs and one gap", rec.Runs, rec.Gaps)
+	}
+	if g := rec.Gaps[0].End.Sub(rec.Gaps[0].Start); g < 2*time.Second || g > 20*time.Second {
+		t.Errorf("gap of %s, want the outage (about 3 s)", g)
+	}
+	if rec.Runs[0].Bytes == 0 || !rec.Runs[1].Recording {
+		t.Errorf("runs = %+v", rec.Runs)
+	}
+	for _, bad := range []string{
+		"/api/cameras/door/recordings?from=yesterday&to=" + to,
+		"/api/cameras/door/recordings?from=" + to + "&to=" + from,
+		"/api/cameras/door/recordings?from=2000-01-01T00:00:00Z&to=2030-01-01T00:00:00Z",
+		"/api/cameras/door/recordings?stream=third&from=" + from + "&to=" + to,
+	} {
+		if code := getJSON(t, base+bad, nil); code != 400 && code != 404 {
+			t.Errorf("%s = %d, want 400 or 404", bad, code)
+		}
+	}
+	if code := getJSON(t, base+"/api/cameras/nope/recordings?from="+from+"&to="+to, nil); code != 404 {
+		t.Errorf("unknown camera = %d", code)
+	}
+	if strings.Contains(logs.String(), "panic") {
+		t.Errorf("logs:\n%s", logs.String())
+	}
+	// Files landed in the default storage directory with its identity.
+	if _, err := os.Stat(filepath.Join(dir, "recordings", "custos-disk.json")); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,196 @@
+package recorder_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/custos-nvr/custos/internal/blob/local"
+	"github.com/custos-nvr/custos/internal/media"
+	"github.com/custos-nvr/custos/internal/recorder"
+	"github.com/custos-nvr/custos/internal/rtsp"
+	"github.com/custos-nvr/custos/internal/sim"
+	"github.com/custos-nvr/custos/internal/store"
+	"github.com/custos-nvr/custos/internal/store/sqlite"
+	"github.com/custos-nvr/custos/internal/testpeer"
+)
+
+// fastClock runs speed times faster than real time from a fixed origin,
+// so a simulator at the same speed looks like a real-time camera.
+func fastClock(speed float64) func() time.Time {
+	origin := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	real0 := time.Now()
+	return func() time.Time {
+		return origin.Add(time.Duration(float64(time.Since(real0)) * speed))
+	}
+}
+
+type rig struct {
+	dir  string
+	disk *local.Dir
+	idx  *sqlite.Store
+	addr string
+}
+
+func newRig(t *testing.T, opts sim.Options) *rig {
+	t.Helper()
+	s, err := sim.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "disk"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	disk, err := local.Open(filepath.Join(dir, "disk"), "disk1", local.Options{Init: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := sqlite.Open(filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idx.Close() })
+	return &rig{dir: dir, disk: disk, idx: idx, addr: ln.Addr().String()}
+}
+
+// record runs a supervisor on path until the camera's media clock has
+// advanced by media (at speed), then stops it.
+func (r *rig) record(t *testing.T, path string, speed float64, media time.Duration) *recorder.Supervisor {
+	t.Helper()
+	sup, err := recorder.NewSupervisor(recorder.StreamConfig{
+		Camera: "cam", Stream: "main",
+		Client: rtsp.ClientConfig{URL: "rtsp://" + r.addr + "/" + path},
+		Disk:   r.disk, Index: r.idx, FsyncEvery: 2 * time.Second, Now: fastClock(speed),
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sup.Run(ctx)
+	}()
+	time.Sleep(time.Duration(float64(media) / speed))
+	cancel()
+	wg.Wait()
+	return sup
+}
+
+func (r *rig) segments(t *testing.T) []store.Segment {
+	t.Helper()
+	st, err := r.idx.Stream(context.Background(), "cam", "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs, err := r.idx.Segments(context.Background(), st.ID, time.Unix(0, 0), time.Now().Add(100*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return segs
+}
+
+// TestRecordTenMinutes records ten minutes of a simulated camera's
+// sub-stream at 30× speed and checks the storage invariants: every
+// segment decodes in ffmpeg without error and has the frames its row
+// claims, segments abut to the 90 kHz tick and in wall time, and the
+// frames cover the media time exactly (one per 3600 ticks).
+func TestRecordTenMinutes(t *testing.T) {
+	t.Parallel()
+	testpeer.FFmpeg(t)
+	const speed = 30
+	r := newRig(t, sim.Options{Cameras: 1, Speed: speed})
+	sup := r.record(t, "cam1/sub", speed, 10*time.Minute)
+	if st := sup.Status(); st.State != recorder.StateStopped || st.Frames == 0 {
+		t.Fatalf("status = %+v", st)
+	}
+	segs := r.segments(t)
+	if len(segs) < 9 || len(segs) > 12 {
+		t.Fatalf("%d segments for 10 minutes, want about 10", len(segs))
+	}
+	var frames int64
+	for i, sg := range segs {
+		if sg.State != store.SegmentClosed {
+			t.Errorf("segment %d state %s", i, sg.State)
+		}
+		if i > 0 {
+			prev := segs[i-1]
+			if prev.StartPTS90k+prev.Dur90k != sg.StartPTS90k {
+				t.Errorf("segment %d starts at %d, previous ends at %d: not abutting", i, sg.StartPTS90k, prev.StartPTS90k+prev.Dur90k)
+			}
+			if !prev.End().Equal(sg.Start) {
+				t.Errorf("segment %d wall start %s != previous end %s", i, sg.Start, prev.End())
+			}
+			if sg.RunID != prev.RunID {
+				t.Errorf("segment %d in run %d, previous in %d", i, sg.RunID, prev.RunID)
+			}
+		}
+		if sg.Dur90k != sg.Frames*3600 {
+			t.Errorf("segment %d: %d frames but %d ticks", i, sg.Frames, sg.Dur90k)
+		}
+		// The first segment of a run ends at the stream's first staggered
+		// boundary at least 30 s in; later ones last a minute (cut at the
+		// first key frame after the boundary: GOPs are 2 s).
+		lo, hi := int64(60*90000), int64(62*90000)
+		if i == 0 {
+			lo, hi = 30*90000, 92*90000
+		}
+		if i < len(segs)-1 && (sg.Dur90k < lo || sg.Dur90k > hi) {
+			t.Errorf("segment %d lasts %.1f s, want %d–%d s", i, float64(sg.Dur90k)/90000, lo/90000, hi/90000)
+		}
+		path := filepath.Join(r.dir, "disk", filepath.FromSlash(sg.Key))
+		if fi, err := os.Stat(path); err != nil || fi.Size() != sg.Bytes {
+			t.Errorf("segment %d: file %v, row says %d bytes", i, err, sg.Bytes)
+		}
+		n, errText := testpeer.Decode(t, path)
+		if errText != "" {
+			t.Errorf("segment %d: ffmpeg errors:\n%s", i, errText)
+		}
+		if int64(n) != sg.Frames {
+			t.Errorf("segment %d: ffmpeg decoded %d frames, row says %d", i, n, sg.Frames)
+		}
+		frames += sg.Frames
+	}
+	if got := sup.Status().Frames; got != frames {
+		t.Errorf("recorder received %d frames, segments hold %d", got, frames)
+	}
+	if media := float64(frames) / 25; media < 590 || media > 610 {
+		t.Errorf("recorded %.0f s of video, want about 600", media)
+	}
+}
+
+// TestRecordMainH265 records a minute and a half of the 1080p H.265 main
+// stream, so at least one full segment of that codec closes.
+func TestRecordMainH265(t *testing.T) {
+	t.Parallel()
+	testpeer.FFmpeg(t)
+	const speed = 15
+	r := newRig(t, sim.Options{Cameras: 1, Speed: speed, Codec: media.CodecH265})
+	r.record(t, "cam1", speed, 150*time.Second)
+	segs := r.segments(t)
+	if len(segs) < 2 {
+		t.Fatalf("%d segments, want ≥ 2", len(segs))
+	}
+	for i, sg := range segs {
+		if sg.Width != 1920 || sg.Height != 1080 {
+			t.Errorf("segment %d is %dx%d", i, sg.Width, sg.Height)
+		}
+		path := filepath.Join(r.dir, "disk", filepath.FromSlash(sg.Key))
+		n, errText := testpeer.Decode(t, path)
+		if errText != "" || int64(n) != sg.Frames {
+			t.Errorf("segment %d: decoded %d of %d frames, errors: %s", i, n, sg.Frames, errText)
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package recorder
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/custos-nvr/custos/internal/blob"
+	"github.com/custos-nvr/custos/internal/mp4"
+	"github.com/custos-nvr/custos/internal/store"
+)
+
+// segmentFile is one segment being written: a fragmented MP4 that starts
+// with its init segment and grows by whole fragments. It follows the write
+// order of docs/storage.md: fragment bytes to the file, fsync when the
+// policy says so, and only then the index row that vouches for them.
+// Not safe for concurrent use.
+type segmentFile struct {
+	w   blob.Writer
+	idx store.Store
+	seg store.Segment
+	// seg.Bytes/Frames/KeyFrames are what the row vouches for, as of the
+	// last fsync; the unsynced counters are what was written since.
+	unsyncedBytes  int64
+	unsyncedFrames int64
+	unsyncedKeys   int64
+	lastSync       time.Time
+	dirty          bool
+	fragSeq  uint32
+	buf      []byte
+	// durSinceStart90k is the media time written so far (sum of sample
+	// durations), the base decode time of the next fragment.
+	durSinceStart90k int64
+}
+
+// createSegment creates the file, writes the init segment and inserts the
+// row (state writing). The row is inserted after the init bytes are
+// written and synced, so it never names a file that does not exist.
+func createSegment(ctx context.Context, disk blob.Store, idx store.Store, seg store.Segment, track mp4.Track, now time.Time) (*segmentFile, error) {
+	init, err := mp4.Init(track)
+	if err != nil {
+		return nil, fmt.Errorf("segment %s: init: %w", seg.Key, err)
+	}
+	w, err := disk.Create(ctx, seg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("create segment %s on %s: %w", seg.Key, disk.Name(), err)
+	}
+	if _, err := w.Write(init); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("write init of segment %s: %w", seg.Key, err)
+	}
+	if err := w.Sync(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sync segment %s: %w", seg.Key, err)
+	}
+	seg.Bytes = w.Size()
+	seg.State = store.SegmentWriting
+	seg.Codec = mp4.CodecString(track)
+	seg.Width, seg.Height = track.Width, track.Height
+	if err := idx.AddSegment(ctx, &seg); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("index segment %s: %w", seg.Key, err)
+	}
+	return &segmentFile{w: w, idx: idx, seg: seg, lastSync: now}, nil
+}
+
+// appendFragment writes one fragment of samples whose data is concatenated
+// in data, then syncs and updates the row if fsyncEvery has passed.
+func (s *segmentFile) appendFragment(ctx context.Context, samples []mp4.Sample, data []byte, keys int, now time.Time, fsyncEvery time.Duration) error {
+	if len(samples) == 0 {
+		return nil
+	}
+	s.fragSeq++
+	s.buf = mp4.AppendFragment(s.buf[:0], s.fragSeq, uint64(s.durSinceStart90k), samples, data)
+	if _, err := s.w.Write(s.buf); err != nil {
+		// Cut what may have been half-written so the file stays a clean
+		// sequence of fragments; the caller decides whether to go on.
+		s.w.Truncate(s.seg.Bytes + s.unsyncedBytes)
+		return fmt.Errorf("write fragment %d of segment %s: %w", s.fragSeq, s.seg.Key, err)
+	}
+	for _, sm := range samples {
+		s.durSinceStart90k += int64(sm.Dur90k)
+	}
+	s.unsyncedBytes += int64(len(s.buf))
+	s.unsyncedFrames += int64(len(samples))
+	s.unsyncedKeys += int64(keys)
+	s.dirty = true
+	if now.Sub(s.lastSync) >= fsyncEvery {
+		return s.sync(ctx, now)
+	}
+	return nil
+}
+
+// sync makes the written fragments durable and then lets the row vouch for
+// them.
+func (s *segmentFile) sync(ctx context.Context, now time.Time) error {
+	if !s.dirty {
+		return nil
+	}
+	if err := s.w.Sync(); err != nil {
+		return fmt.Errorf("sync segment %s: %w", s.seg.Key, err)
+	}
+	s.lastSync = now
+	s.seg.Bytes += s.unsyncedBytes
+	s.seg.Frames += s.unsyncedFrames
+	s.seg.KeyFrames += s.unsyncedKeys
+	s.seg.Dur90k = s.durSinceStart90k
+	s.unsyncedBytes, s.unsyncedFrames, s.unsyncedKeys = 0, 0, 0
+	s.dirty = false
+	if err := s.idx.UpdateSegment(ctx, &s.seg); err != nil {
+		return fmt.Errorf("index segment %s: %w", s.seg.Key, err)
+	}
+	return nil
+}
+
+// close syncs, marks the row closed with its final wall duration, and
+// releases the file.
+func (s *segmentFile) close(ctx context.Context, wallDur time.Duration, now time.Time) error {
+	s.dirty = true
+	if err := s.w.Sync(); err != nil {
+		s.w.Close()
+		return fmt.Errorf("sync segment %s: %w", s.seg.Key, err)
+	}
+	s.seg.Bytes += s.unsyncedBytes
+	s.seg.Frames += s.unsyncedFrames
+	s.seg.KeyFrames += s.unsyncedKeys
+	s.seg.Dur90k = s.durSinceStart90k
+	s.seg.WallDur = wallDur
+	s.seg.State = store.SegmentClosed
+	s.unsyncedBytes, s.unsyncedFrames, s.unsyncedKeys = 0, 0, 0
+	err := s.idx.UpdateSegment(ctx, &s.seg)
+	if cerr := s.w.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close segment %s: %w", s.seg.Key, cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("close segment %s: %w", s.seg.Key, err)
+	}
+	return nil
+}

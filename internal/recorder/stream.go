@@ -1,0 +1,265 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/custos-nvr/custos/internal/blob"
+	"github.com/custos-nvr/custos/internal/codec/h264"
+	"github.com/custos-nvr/custos/internal/codec/h265"
+	"github.com/custos-nvr/custos/internal/ingest"
+	"github.com/custos-nvr/custos/internal/media"
+	"github.com/custos-nvr/custos/internal/mp4"
+	"github.com/custos-nvr/custos/internal/store"
+)
+
+// Segment and fragment sizes (see docs/storage.md).
+const (
+	// SegmentTarget is the nominal segment length; a segment is cut at the
+	// first key frame at or after its boundary.
+	SegmentTarget = 60 * time.Second
+	// MaxFragment90k bounds a fragment: one GOP or at most one second.
+	MaxFragment90k = 90000
+	// maxFrameGap90k: a timestamp step larger than this (or backwards)
+	// is a discontinuity that ends the run.
+	maxFrameGap90k = 10 * 90000
+)
+
+// errDiscontinuity ends a run when the camera's timestamps jump.
+var errDiscontinuity = errors.New("timestamp discontinuity")
+
+// runWriter turns the frames of one connection (one run) into segments. It
+// is driven from the RTSP client's reader goroutine: Frame is called for
+// each access unit in order, Close once at the end. Not safe for
+// concurrent use.
+type runWriter struct {
+	ctx        context.Context
+	disk       blob.Store
+	idx        store.Store
+	streamID   int64
+	camera     string
+	stream     string
+	codec      media.Codec
+	fsyncEvery time.Duration
+	phase      time.Duration // stagger of segment boundaries for this stream
+
+	run   store.Run
+	clock *runClock
+	seg   *segmentFile
+	track mp4.Track
+	// boundary is the wall time after which the next key frame cuts.
+	boundary time.Time
+
+	// pending is the fragment being built; its last sample's duration is
+	// unknown until the next frame arrives.
+	samples   []mp4.Sample
+	data      []byte
+	keys      int
+	prevPTS   int64
+	prevDTS   int64
+	minStep   int64 // smallest positive PTS step: the frame interval
+	bframes   bool
+	lastDur   uint32
+	havePrev  bool
+	fragStart int64 // PTS of the fragment's first sample
+	segSeq    int
+}
+
+// stagger spreads segment boundaries of different streams over the
+// minute, so cameras do not all close and fsync segments at once.
+func stagger(camera, stream string) time.Duration {
+	h := fnv.New32a()
+	h.Write([]byte(camera + "/" + stream))
+	return time.Duration(h.Sum32()%60000) * time.Millisecond
+}
+
+// nextBoundary returns the first staggered boundary at least half a target
+// after t.
+func nextBoundary(t time.Time, phase time.Duration) time.Time {
+	base := t.Add(SegmentTarget / 2).Add(-phase).Truncate(SegmentTarget).Add(phase)
+	for !base.After(t.Add(SegmentTarget / 2)) {
+		base = base.Add(SegmentTarget)
+	}
+	return base
+}
+
+// Frame records one access unit that arrived at the given local time.
+//
+// Decode time: cameras without B-frames send presentation times in decode
+// order, so the decode time is the presentation time and every frame
+// keeps its exact duration. Once a presentation time steps backwards the
+// stream has B-frames; from then on decode times advance by the smallest
+// frame interval seen, and each sample carries its composition offset
+// (presentation minus decode time, possibly negative).
+func (r *runWriter) Frame(f *ingest.Frame, arrival time.Time) error {
+	if r.seg == nil && !f.Key {
+		return nil // a segment starts at a key frame
+	}
+	dts := f.PTS90k
+	if r.havePrev {
+		step := f.PTS90k - r.prevPTS
+		if step == 0 && len(r.samples) > 0 {
+			// Same picture split over several units (cameras that set the
+			// RTP marker on every slice): it belongs to the last sample.
+			n := len(r.data)
+			r.data = mp4.AppendSampleData(r.data, f.NALUs)
+			r.samples[len(r.samples)-1].Size += uint32(len(r.data) - n)
+			return nil
+		}
+		if step > maxFrameGap90k || step < -maxFrameGap90k || step == 0 {
+			return fmt.Errorf("%w: %d ticks after the previous frame", errDiscontinuity, step)
+		}
+		if step > 0 && (r.minStep == 0 || step < r.minStep) {
+			r.minStep = step
+		}
+		if step < 0 {
+			r.bframes = true
+		}
+		if r.bframes {
+			dts = r.prevDTS + max(r.minStep, 1)
+		}
+		d := dts - r.prevDTS
+		if d <= 0 {
+			d = max(r.minStep, 1)
+			dts = r.prevDTS + d
+		}
+		r.samples[len(r.samples)-1].Dur90k = uint32(d)
+		r.lastDur = uint32(d)
+	}
+	if r.seg != nil && f.Key {
+		// The previous fragment is complete: every duration is known.
+		if err := r.flushFragment(arrival); err != nil {
+			return err
+		}
+		frameWall := r.clock.start().Add(time.Duration(dts-r.clock.mediaEnd90k) * time.Second / 90000)
+		if !frameWall.Before(r.boundary) || f.ParamsChanged {
+			if err := r.closeSegment(dts, arrival); err != nil {
+				return err
+			}
+		}
+	} else if r.seg != nil && dts-r.fragStart >= MaxFragment90k {
+		if err := r.flushFragment(arrival); err != nil {
+			return err
+		}
+	}
+	if r.seg == nil {
+		if err := r.openSegment(f, dts, arrival); err != nil {
+			return err
+		}
+	}
+	if len(r.samples) == 0 {
+		r.fragStart = dts
+	}
+	start := len(r.data)
+	r.data = mp4.AppendSampleData(r.data, f.NALUs)
+	r.samples = append(r.samples, mp4.Sample{Size: uint32(len(r.data) - start), Key: f.Key, Dur90k: r.lastDur,
+		CTSOffset90k: int32(f.PTS90k - dts)})
+	if f.Key {
+		r.keys++
+	}
+	r.prevPTS, r.prevDTS, r.havePrev = f.PTS90k, dts, true
+	return nil
+}
+
+func (r *runWriter) openSegment(f *ingest.Frame, dts int64, arrival time.Time) error {
+	if r.clock == nil {
+		r.clock = newRunClock(dts, arrival)
+		run, err := r.idx.StartRun(r.ctx, r.streamID, arrival)
+		if err != nil {
+			return fmt.Errorf("start run: %w", err)
+		}
+		r.run = run
+	}
+	track, err := trackFor(r.codec, f.Params)
+	if err != nil {
+		return fmt.Errorf("camera %s %s: %w", r.camera, r.stream, err)
+	}
+	r.track = track
+	start := r.clock.start()
+	r.segSeq++
+	seg := store.Segment{
+		StreamID:    r.streamID,
+		RunID:       r.run.ID,
+		Disk:        r.disk.Name(),
+		Key:         fmt.Sprintf("%s/%s/%s/%d-r%d-%d.mp4", r.camera, r.stream, start.UTC().Format("2006-01-02"), start.UnixMilli(), r.run.ID, r.segSeq),
+		Start:       start,
+		StartPTS90k: dts,
+	}
+	sf, err := createSegment(r.ctx, r.disk, r.idx, seg, r.track, arrival)
+	if err != nil {
+		return err
+	}
+	r.seg = sf
+	r.boundary = nextBoundary(start, r.phase)
+	return nil
+}
+
+// flushFragment writes the pending samples as one fragment.
+func (r *runWriter) flushFragment(now time.Time) error {
+	if len(r.samples) == 0 {
+		return nil
+	}
+	err := r.seg.appendFragment(r.ctx, r.samples, r.data, r.keys, now, r.fsyncEvery)
+	r.samples, r.data, r.keys = r.samples[:0], r.data[:0], 0
+	return err
+}
+
+// closeSegment ends the current segment at media time endPTS90k.
+func (r *runWriter) closeSegment(endPTS90k int64, arrival time.Time) error {
+	wall := r.clock.advance(endPTS90k, arrival)
+	err := r.seg.close(r.ctx, wall, arrival)
+	r.seg = nil
+	return err
+}
+
+// Close ends the run: the last frame gets the previous frame's duration,
+// the open segment is closed and the run is ended with reason.
+func (r *runWriter) Close(reason string, now time.Time) error {
+	var errs []error
+	if r.seg != nil {
+		if len(r.samples) > 0 {
+			r.samples[len(r.samples)-1].Dur90k = r.lastDur
+		}
+		if err := r.flushFragment(now); err != nil {
+			errs = append(errs, err)
+		}
+		end := r.clock.mediaEnd90k + r.seg.durSinceStart90k
+		if err := r.closeSegment(end, now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if r.run.ID != 0 {
+		if err := r.idx.EndRun(r.ctx, r.run.ID, r.clock.start(), reason); err != nil {
+			errs = append(errs, fmt.Errorf("end run: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// trackFor describes the MP4 track for a stream's parameter sets.
+func trackFor(codec media.Codec, p media.ParamSets) (mp4.Track, error) {
+	t := mp4.Track{Codec: codec, Params: p}
+	if !p.Complete(codec) {
+		return t, fmt.Errorf("no %s parameter sets yet", codec)
+	}
+	switch codec {
+	case media.CodecH264:
+		sps, err := h264.ParseSPS(p.SPS)
+		if err != nil {
+			return t, fmt.Errorf("parse SPS: %w", err)
+		}
+		t.Width, t.Height = sps.Width, sps.Height
+	case media.CodecH265:
+		sps, err := h265.ParseSPS(p.SPS)
+		if err != nil {
+			return t, fmt.Errorf("parse SPS: %w", err)
+		}
+		t.Width, t.Height = sps.Width, sps.Height
+	default:
+		return t, fmt.Errorf("codec %s cannot be recorded", codec)
+	}
+	return t, nil
+}

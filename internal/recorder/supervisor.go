@@ -1,0 +1,250 @@
+// Package recorder records camera streams: per stream a supervisor
+// connects, writes segments (fragmented MP4 through a blob.Store, indexed
+// in a store.Store) and reconnects with jittered backoff. See
+// docs/storage.md for the write order and docs/time.md for wall time.
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/custos-nvr/custos/internal/blob"
+	"github.com/custos-nvr/custos/internal/ingest"
+	"github.com/custos-nvr/custos/internal/rtsp"
+	"github.com/custos-nvr/custos/internal/store"
+)
+
+// Stream states reported by Status.
+const (
+	StateStarting     = "starting"
+	StateRecording    = "recording"
+	StateReconnecting = "reconnecting"
+	StateStopped      = "stopped"
+	StateError        = "error"
+)
+
+// Backoff bounds between reconnect attempts.
+const (
+	minBackoff = time.Second
+	maxBackoff = 30 * time.Second
+)
+
+// StreamConfig is what a supervisor needs to record one stream.
+type StreamConfig struct {
+	Camera string // camera name: [a-z0-9_-], unique
+	Stream string // "main" or "sub"
+	// Client carries URL, credentials, transport and dialer.
+	Client rtsp.ClientConfig
+	// Disk receives the segment files; Index the rows.
+	Disk  blob.Store
+	Index store.Store
+	// FsyncEvery is the power-loss window (default 10 s).
+	FsyncEvery time.Duration
+	Logger     *slog.Logger
+	// Now is the local clock (default time.Now).
+	Now func() time.Time
+}
+
+// Status is a stream's state for the API.
+type Status struct {
+	Camera     string    `json:"camera"`
+	Stream     string    `json:"stream"`
+	State      string    `json:"state"`
+	Reason     string    `json:"reason,omitempty"`
+	LastFrame  time.Time `json:"last_frame,omitzero"`
+	BitrateBps int64     `json:"bitrate_bps"`
+	Frames     int64     `json:"frames"`
+	Reconnects int64     `json:"reconnects"`
+}
+
+// Supervisor records one stream until its context ends. Run blocks; Status
+// may be called from any goroutine.
+type Supervisor struct {
+	cfg StreamConfig
+	log *slog.Logger
+
+	bytes      atomic.Int64
+	frames     atomic.Int64
+	lastFrameN atomic.Int64 // unix nanos of the last frame
+
+	diskErr error // storage unusable: never record
+
+	mu         sync.Mutex
+	state      string
+	reason     string
+	reconnects int64
+	rateAt     time.Time
+	rateBytes  int64
+	rate       int64
+}
+
+// NewSupervisor validates cfg and returns a supervisor in state starting.
+// diskErr, when not nil, says why the stream's storage is unusable: the
+// supervisor then reports state error with that reason and records
+// nothing, while the other streams go on.
+func NewSupervisor(cfg StreamConfig, diskErr error) (*Supervisor, error) {
+	if cfg.Index == nil {
+		return nil, errors.New("recorder: an index is required")
+	}
+	if cfg.Disk == nil && diskErr == nil {
+		return nil, errors.New("recorder: a disk is required")
+	}
+	if cfg.FsyncEvery <= 0 {
+		cfg.FsyncEvery = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	log := cfg.Logger.With("camera", cfg.Camera, "stream", cfg.Stream)
+	cfg.Client.Logger = log
+	s := &Supervisor{cfg: cfg, log: log, state: StateStarting}
+	if diskErr != nil {
+		s.state, s.reason, s.diskErr = StateError, "storage unavailable: "+diskErr.Error(), diskErr
+	}
+	return s, nil
+}
+
+func (s *Supervisor) setState(state, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state, s.reason = state, reason
+}
+
+// Status reports the stream's state, bitrate (over the time since the
+// previous call, at least a second) and last frame time.
+func (s *Supervisor) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	b := s.bytes.Load()
+	if s.rateAt.IsZero() {
+		s.rateAt, s.rateBytes = now, b
+	} else if el := now.Sub(s.rateAt); el >= time.Second {
+		s.rate = int64(float64(b-s.rateBytes) * 8 / el.Seconds())
+		s.rateAt, s.rateBytes = now, b
+	}
+	st := Status{Camera: s.cfg.Camera, Stream: s.cfg.Stream, State: s.state, Reason: s.reason,
+		BitrateBps: s.rate, Frames: s.frames.Load(), Reconnects: s.reconnects}
+	if n := s.lastFrameN.Load(); n != 0 {
+		st.LastFrame = time.Unix(0, n)
+	}
+	return st
+}
+
+// Run connects, records and reconnects until ctx ends. Each connection is
+// a run; between runs the index shows a gap.
+func (s *Supervisor) Run(ctx context.Context) {
+	if s.diskErr != nil {
+		<-ctx.Done()
+		return
+	}
+	backoff := minBackoff
+	for ctx.Err() == nil {
+		began := s.cfg.Now()
+		err := s.session(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		if s.cfg.Now().Sub(began) > maxBackoff {
+			backoff = minBackoff // it recorded for a while: retry quickly
+		}
+		reason := rtsp.RedactURL(err.Error())
+		s.log.Warn("recorder: stream interrupted", "err", reason, "retry_in", backoff)
+		s.mu.Lock()
+		s.state, s.reason = StateReconnecting, reason
+		s.reconnects++
+		s.mu.Unlock()
+		// Full jitter between half and the whole backoff.
+		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+	s.setState(StateStopped, "")
+}
+
+// session is one connection: it returns why it ended.
+func (s *Supervisor) session(ctx context.Context) error {
+	c, err := rtsp.Dial(ctx, s.cfg.Client)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	desc := c.Description()
+	video := -1
+	for i, t := range desc.Tracks {
+		if t.Codec.IsVideo() {
+			video = i
+			break
+		}
+	}
+	if video < 0 {
+		return rtsp.ErrNoVideo
+	}
+	rw := &runWriter{ctx: context.WithoutCancel(ctx), disk: s.cfg.Disk, idx: s.cfg.Index, camera: s.cfg.Camera,
+		stream: s.cfg.Stream, codec: desc.Tracks[video].Codec, fsyncEvery: s.cfg.FsyncEvery,
+		phase: stagger(s.cfg.Camera, s.cfg.Stream)}
+	st, err := s.cfg.Index.Stream(ctx, s.cfg.Camera, s.cfg.Stream)
+	if err != nil {
+		return fmt.Errorf("index stream: %w", err)
+	}
+	rw.streamID = st.ID
+	failed := make(chan error, 1)
+	var frameErr error
+	rcv, err := ingest.NewReceiver(desc, []int{video}, s.cfg.Client.Transport == rtsp.UDP, func(f *ingest.Frame) {
+		if frameErr != nil {
+			return
+		}
+		now := s.cfg.Now()
+		if err := rw.Frame(f, now); err != nil {
+			frameErr = err
+			failed <- err
+			return
+		}
+		s.bytes.Add(int64(f.Size()))
+		s.frames.Add(1)
+		s.lastFrameN.Store(now.UnixNano())
+	})
+	if err != nil {
+		return err
+	}
+	if err := c.Play(ctx, []int{video}, rcv); err != nil {
+		return err
+	}
+	s.setState(StateRecording, "")
+	s.log.Info("recorder: recording", "transport", c.Transport())
+	var why error
+	select {
+	case <-ctx.Done():
+		why = ctx.Err()
+	case err := <-failed:
+		why = err
+	case <-c.Done():
+		why = c.Wait()
+		if why == nil {
+			why = errors.New("camera ended the session")
+		}
+	}
+	c.Close() // no frame callback runs after this returns
+	reason := "stopped"
+	if ctx.Err() == nil {
+		reason = rtsp.RedactURL(why.Error())
+	}
+	if err := rw.Close(reason, s.cfg.Now()); err != nil {
+		return errors.Join(why, err)
+	}
+	return why
+}
