@@ -26,8 +26,8 @@ type segmentFile struct {
 	unsyncedKeys   int64
 	lastSync       time.Time
 	dirty          bool
-	fragSeq  uint32
-	buf      []byte
+	fragSeq        uint32
+	buf            []byte
 	// durSinceStart90k is the media time written so far (sum of sample
 	// durations), the base decode time of the next fragment.
 	durSinceStart90k int64
