@@ -21,8 +21,9 @@ const (
 	// SegmentTarget is the nominal segment length; a segment is cut at the
 	// first key frame at or after its boundary.
 	SegmentTarget = 60 * time.Second
-	// MaxFragment90k bounds a fragment: one GOP or at most one second.
-	MaxFragment90k = 90000
+	// MaxFragment90k bounds a fragment: one GOP or at most half a second,
+	// so a crash loses at most about half a second of buffered video.
+	MaxFragment90k = 45000
 	// maxFrameGap90k: a timestamp step larger than this (or backwards)
 	// is a discontinuity that ends the run.
 	maxFrameGap90k = 10 * 90000
