@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,7 +159,7 @@ func (s *Supervisor) Run(ctx context.Context) {
 		if s.cfg.Now().Sub(began) > maxBackoff {
 			backoff = minBackoff // it recorded for a while: retry quickly
 		}
-		reason := rtsp.RedactURL(err.Error())
+		reason := s.redact(err.Error())
 		s.log.Warn("recorder: stream interrupted", "err", reason, "retry_in", backoff)
 		s.mu.Lock()
 		s.state, s.reason = StateReconnecting, reason
@@ -241,10 +243,28 @@ func (s *Supervisor) session(ctx context.Context) error {
 	c.Close() // no frame callback runs after this returns
 	reason := "stopped"
 	if ctx.Err() == nil {
-		reason = rtsp.RedactURL(why.Error())
+		reason = s.redact(why.Error())
 	}
 	if err := rw.Close(reason, s.cfg.Now()); err != nil {
 		return errors.Join(why, err)
 	}
 	return why
+}
+
+// redact removes the camera's password from a message, whatever shape the
+// message has, before it reaches a log line, the index or the API.
+func (s *Supervisor) redact(msg string) string {
+	msg = rtsp.RedactURL(msg)
+	pws := []string{s.cfg.Client.Password}
+	if u, err := url.Parse(s.cfg.Client.URL); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			pws = append(pws, p)
+		}
+	}
+	for _, p := range pws {
+		if len(p) >= 3 {
+			msg = strings.ReplaceAll(msg, p, "xxxxx")
+		}
+	}
+	return msg
 }
