@@ -77,13 +77,16 @@ type Supervisor struct {
 
 	diskErr error // storage unusable: never record
 
+	// Bitrate window, touched only by the frame callback; rate is what
+	// Status reports.
+	winStart time.Time
+	winBytes int64
+	rate     atomic.Int64
+
 	mu         sync.Mutex
 	state      string
 	reason     string
 	reconnects int64
-	rateAt     time.Time
-	rateBytes  int64
-	rate       int64
 }
 
 // NewSupervisor validates cfg and returns a supervisor in state starting.
@@ -121,25 +124,36 @@ func (s *Supervisor) setState(state, reason string) {
 	s.state, s.reason = state, reason
 }
 
-// Status reports the stream's state, bitrate (over the time since the
-// previous call, at least a second) and last frame time.
+// Status reports the stream's state, bitrate (over the last full second of
+// frames) and last frame time.
 func (s *Supervisor) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.cfg.Now()
-	b := s.bytes.Load()
-	if s.rateAt.IsZero() {
-		s.rateAt, s.rateBytes = now, b
-	} else if el := now.Sub(s.rateAt); el >= time.Second {
-		s.rate = int64(float64(b-s.rateBytes) * 8 / el.Seconds())
-		s.rateAt, s.rateBytes = now, b
-	}
 	st := Status{Camera: s.cfg.Camera, Stream: s.cfg.Stream, State: s.state, Reason: s.reason,
-		BitrateBps: s.rate, Frames: s.frames.Load(), Reconnects: s.reconnects}
+		BitrateBps: s.rate.Load(), Frames: s.frames.Load(), Reconnects: s.reconnects}
 	if n := s.lastFrameN.Load(); n != 0 {
 		st.LastFrame = time.Unix(0, n)
 	}
+	if st.State != StateRecording {
+		st.BitrateBps = 0
+	}
 	return st
+}
+
+// countFrame updates the counters for one recorded frame of size bytes.
+// Called from the frame callback only.
+func (s *Supervisor) countFrame(size int, now time.Time) {
+	s.bytes.Add(int64(size))
+	s.frames.Add(1)
+	s.lastFrameN.Store(now.UnixNano())
+	if s.winStart.IsZero() {
+		s.winStart = now
+	}
+	s.winBytes += int64(size)
+	if el := now.Sub(s.winStart); el >= time.Second {
+		s.rate.Store(int64(float64(s.winBytes) * 8 / el.Seconds()))
+		s.winStart, s.winBytes = now, 0
+	}
 }
 
 // Run connects, records and reconnects until ctx ends. Each connection is
@@ -204,6 +218,7 @@ func (s *Supervisor) session(ctx context.Context) error {
 		return fmt.Errorf("index stream: %w", err)
 	}
 	rw.streamID = st.ID
+	s.winStart, s.winBytes = time.Time{}, 0
 	failed := make(chan error, 1)
 	var frameErr error
 	rcv, err := ingest.NewReceiver(desc, []int{video}, s.cfg.Client.Transport == rtsp.UDP, func(f *ingest.Frame) {
@@ -216,9 +231,7 @@ func (s *Supervisor) session(ctx context.Context) error {
 			failed <- err
 			return
 		}
-		s.bytes.Add(int64(f.Size()))
-		s.frames.Add(1)
-		s.lastFrameN.Store(now.UnixNano())
+		s.countFrame(f.Size(), now)
 	})
 	if err != nil {
 		return err
