@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -141,4 +142,20 @@ func TestKill9(t *testing.T) {
 		}
 	}
 	t.Logf("%d kills, %d runs, %d segments; worst loss before a kill %s", len(kills), len(runs), len(segs), worst)
+	idx.Close()
+
+	// custos check agrees: everything is consistent.
+	if code, out, errOut := runCLI(t, "check", "--config", cfgPath); code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("check after recovery: exit %d\n%s%s", code, out, errOut)
+	}
+	// And it notices damage: a truncated segment and a stray file.
+	victim := filepath.Join(dir, "recordings", filepath.FromSlash(segs[len(segs)/2].Key))
+	if err := os.Truncate(victim, segs[len(segs)/2].Bytes-100); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "recordings", "door", "stray.mp4"), []byte("x"), 0o644)
+	code, out, _ := runCLI(t, "check", "--config", cfgPath)
+	if code == 0 || !strings.Contains(out, segs[len(segs)/2].Key) || !strings.Contains(out, "door/stray.mp4") || !strings.Contains(out, "2 problems") {
+		t.Errorf("check after damage: exit %d\n%s", code, out)
+	}
 }

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/custos-nvr/custos/internal/blob"
+	"github.com/custos-nvr/custos/internal/blob/local"
+	"github.com/custos-nvr/custos/internal/check"
+	"github.com/custos-nvr/custos/internal/config"
+	"github.com/custos-nvr/custos/internal/store/sqlite"
+)
+
+// runCheck implements "custos check --config FILE": verify the storage
+// invariants and list every problem. It changes nothing.
+func runCheck(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "the YAML configuration custos serve uses")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		helpFlags(e.stdout, fs, "check --config FILE [--json]")
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
+	}
+	cfg, err := config.Load(*cfgPath, os.Environ())
+	if err != nil {
+		return err
+	}
+	dbPath := filepath.Join(cfg.DataDir, "index.db")
+	if _, err := os.Stat(dbPath); err != nil {
+		return fmt.Errorf("no index at %s: %w", dbPath, err)
+	}
+	idx, err := sqlite.Open(dbPath)
+	if err != nil {
+		return fmt.Errorf("open index: %w", err)
+	}
+	defer idx.Close()
+	disks := map[string]blob.Store{}
+	for _, sc := range cfg.Storage {
+		// Never initialise a directory from check: only open disks that
+		// already carry their identity.
+		if _, err := os.Stat(filepath.Join(sc.Path, "custos-disk.json")); err != nil {
+			e.log.Warn("check: storage unavailable", "storage", sc.Name, "path", sc.Path, "err", err)
+			continue
+		}
+		d, err := local.Open(sc.Path, sc.Name, local.Options{})
+		if err != nil {
+			e.log.Warn("check: storage unavailable", "storage", sc.Name, "err", err)
+			continue
+		}
+		disks[sc.Name] = d
+	}
+	rep, err := check.Run(ctx, idx, disks)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		for _, p := range rep.Problems {
+			fmt.Fprintln(e.stdout, p)
+		}
+		fmt.Fprintf(e.stdout, "%d streams, %d segments (%.1f MiB), %d files: ", rep.Streams, rep.Segments, float64(rep.Bytes)/(1<<20), rep.Files)
+		if rep.OK() {
+			fmt.Fprintln(e.stdout, "OK")
+		} else {
+			fmt.Fprintf(e.stdout, "%d problems\n", len(rep.Problems))
+		}
+	}
+	if !rep.OK() {
+		return fmt.Errorf("%d problems found", len(rep.Problems))
+	}
+	return nil
+}
