@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -170,15 +171,28 @@ func (s *Supervisor) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			break
 		}
-		if s.cfg.Now().Sub(began) > maxBackoff {
-			backoff = minBackoff // it recorded for a while: retry quickly
+		var oe *net.OpError
+		if s.cfg.Now().Sub(began) > maxBackoff || errors.As(err, &oe) && oe.Op == "dial" {
+			// It recorded for a while, or the camera is simply not there
+			// (a refused or timed-out connection costs nothing): retry
+			// at the shortest interval so recording resumes within
+			// about a second of the camera's return. Cameras that answer
+			// but fail (auth, 404, bad streams) back off up to 30 s.
+			backoff = minBackoff
 		}
 		reason := s.redact(err.Error())
-		s.log.Warn("recorder: stream interrupted", "err", reason, "retry_in", backoff)
 		s.mu.Lock()
+		repeat := s.state == StateReconnecting && s.reason == reason
 		s.state, s.reason = StateReconnecting, reason
 		s.reconnects++
 		s.mu.Unlock()
+		if repeat {
+			// The same failure again (a camera that is away): once is
+			// enough at warning level.
+			s.log.Debug("recorder: still failing", "err", reason, "retry_in", backoff)
+		} else {
+			s.log.Warn("recorder: stream interrupted", "err", reason, "retry_in", backoff)
+		}
 		// Full jitter between half and the whole backoff.
 		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
 		t := time.NewTimer(wait)
@@ -187,7 +201,9 @@ func (s *Supervisor) Run(ctx context.Context) {
 			t.Stop()
 		case <-t.C:
 		}
-		backoff = min(backoff*2, maxBackoff)
+		if !(errors.As(err, &oe) && oe.Op == "dial") {
+			backoff = min(backoff*2, maxBackoff)
+		}
 	}
 	s.setState(StateStopped, "")
 }
