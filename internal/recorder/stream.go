@@ -63,6 +63,8 @@ type runWriter struct {
 	prevDTS   int64
 	minStep   int64 // smallest positive PTS step: the frame interval
 	bframes   bool
+	decided   bool        // decode-time mode chosen (see Frame)
+	preroll   []prerolled // frames held back until then
 	lastDur   uint32
 	havePrev  bool
 	fragStart int64 // PTS of the fragment's first sample
@@ -95,7 +97,57 @@ func nextBoundary(t time.Time, phase time.Duration) time.Time {
 // stream has B-frames; from then on decode times advance by the smallest
 // frame interval seen, and each sample carries its composition offset
 // (presentation minus decode time, possibly negative).
+//
+// To choose between the two before writing anything, a run holds back its
+// first prerollFrames frames from the first key frame on (160 ms at 25
+// fps) and looks at their order.
 func (r *runWriter) Frame(f *ingest.Frame, arrival time.Time) error {
+	if r.decided {
+		return r.frame(f, arrival)
+	}
+	if len(r.preroll) == 0 && !f.Key {
+		return nil // a segment starts at a key frame
+	}
+	r.preroll = append(r.preroll, prerolled{frame: *f, arrival: arrival})
+	if len(r.preroll) < prerollFrames {
+		return nil
+	}
+	return r.decide()
+}
+
+// prerollFrames is how many frames a run inspects before deciding whether
+// the camera sends B-frames.
+const prerollFrames = 4
+
+type prerolled struct {
+	frame   ingest.Frame
+	arrival time.Time
+}
+
+// decide sets the decode-time mode from the held-back frames and writes
+// them.
+func (r *runWriter) decide() error {
+	r.decided = true
+	for i := 1; i < len(r.preroll); i++ {
+		step := r.preroll[i].frame.PTS90k - r.preroll[i-1].frame.PTS90k
+		if step < 0 {
+			r.bframes = true
+		}
+		if step > 0 && (r.minStep == 0 || step < r.minStep) {
+			r.minStep = step
+		}
+	}
+	held := r.preroll
+	r.preroll = nil
+	for i := range held {
+		if err := r.frame(&held[i].frame, held[i].arrival); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *runWriter) frame(f *ingest.Frame, arrival time.Time) error {
 	if r.seg == nil && !f.Key {
 		return nil // a segment starts at a key frame
 	}
@@ -220,6 +272,11 @@ func (r *runWriter) closeSegment(endPTS90k int64, arrival time.Time) error {
 // the open segment is closed and the run is ended with reason.
 func (r *runWriter) Close(reason string, now time.Time) error {
 	var errs []error
+	if !r.decided && len(r.preroll) > 0 {
+		if err := r.decide(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if r.seg != nil {
 		if len(r.samples) > 0 {
 			r.samples[len(r.samples)-1].Dur90k = r.lastDur
