@@ -17,6 +17,7 @@ import (
 	"github.com/custos-nvr/custos/internal/blob/local"
 	"github.com/custos-nvr/custos/internal/config"
 	"github.com/custos-nvr/custos/internal/recorder"
+	"github.com/custos-nvr/custos/internal/retention"
 	"github.com/custos-nvr/custos/internal/rtsp"
 	"github.com/custos-nvr/custos/internal/store"
 	"github.com/custos-nvr/custos/internal/store/sqlite"
@@ -119,6 +120,26 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		}
 		cams = append(cams, cam)
 	}
+	ret := &retention.Retention{Index: idx, Disks: map[string]retention.Disk{}, Logger: e.log}
+	for _, sc := range cfg.Storage {
+		d, ok := disks[sc.Name].(*local.Dir)
+		if !ok {
+			continue
+		}
+		ret.Disks[sc.Name] = retention.Disk{Store: d, MinFree: int64(sc.MinFree), Free: func() (int64, error) {
+			_, free, err := d.Usage()
+			return int64(free), err
+		}}
+	}
+	for _, cc := range cfg.Cameras {
+		ret.Policies = append(ret.Policies, retention.Policy{Camera: cc.Name,
+			MaxAge: time.Duration(cc.Retention.MaxAge), MaxBytes: int64(cc.Retention.MaxBytes)})
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		runRetention(rctx, ret, e)
+	}()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		cancel()
@@ -168,4 +189,30 @@ func (s *server) stop() error {
 	defer cancel()
 	s.http.Shutdown(sctx)
 	return s.idx.Close()
+}
+
+// retentionEvery is how often retention runs while serving.
+const retentionEvery = 30 * time.Second
+
+// runRetention applies retention at start and then periodically until ctx
+// ends. Errors are logged and the next pass tries again: retention must
+// never stop recording.
+func runRetention(ctx context.Context, ret *retention.Retention, e *env) {
+	t := time.NewTicker(retentionEvery)
+	defer t.Stop()
+	for {
+		if res, err := ret.Pass(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			e.log.Error("retention pass failed; will retry", "err", err)
+		} else if res.Segments > 0 {
+			e.log.Info("retention pass", "deleted_segments", res.Segments, "deleted_bytes", res.Bytes)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -1,0 +1,212 @@
+// Package retention deletes recordings the owner's rules no longer keep:
+// per camera a maximum age and a maximum size, and per storage directory a
+// free-space floor. It deletes oldest first, never a segment being written,
+// and every deletion goes through the crash-safe protocol of
+// docs/storage.md (mark as garbage with a reason, delete the file, unmark),
+// so each hole in the footage has a reason on record.
+package retention
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/custos-nvr/custos/internal/blob"
+	"github.com/custos-nvr/custos/internal/store"
+)
+
+// Policy is one camera's limits; zero means no limit.
+type Policy struct {
+	Camera   string
+	MaxAge   time.Duration
+	MaxBytes int64
+}
+
+// Disk is a storage directory with a free-space floor.
+type Disk struct {
+	Store blob.Store
+	// MinFree is the floor in bytes; 0 disables it.
+	MinFree int64
+	// Free reports the free bytes now (nil disables the floor).
+	Free func() (int64, error)
+}
+
+// Retention applies the policies. A Pass is not safe to run concurrently
+// with another Pass; it is safe beside recording.
+type Retention struct {
+	Index    store.Store
+	Disks    map[string]Disk
+	Policies []Policy
+	Now      func() time.Time
+	Logger   *slog.Logger
+}
+
+// Result counts what a pass deleted.
+type Result struct {
+	Segments int
+	Bytes    int64
+}
+
+// Pass runs every rule once and returns what it deleted. It stops at the
+// first error that is not about a single file (the index failing).
+func (r *Retention) Pass(ctx context.Context) (Result, error) {
+	var res Result
+	now := time.Now()
+	if r.Now != nil {
+		now = r.Now()
+	}
+	if err := r.finishPending(ctx); err != nil {
+		return res, err
+	}
+	streams, err := r.Index.Streams(ctx)
+	if err != nil {
+		return res, fmt.Errorf("retention: list streams: %w", err)
+	}
+	byCamera := map[string][]store.Stream{}
+	for _, st := range streams {
+		byCamera[st.Camera] = append(byCamera[st.Camera], st)
+	}
+	for _, p := range r.Policies {
+		if p.MaxAge <= 0 && p.MaxBytes <= 0 {
+			continue
+		}
+		segs, err := r.segments(ctx, byCamera[p.Camera])
+		if err != nil {
+			return res, err
+		}
+		var total int64
+		for _, sg := range segs {
+			total += sg.Bytes
+		}
+		for _, sg := range segs {
+			if sg.State != store.SegmentClosed {
+				continue
+			}
+			reason := ""
+			switch {
+			case p.MaxAge > 0 && sg.End().Before(now.Add(-p.MaxAge)):
+				reason = fmt.Sprintf("retention: older than max_age %s", p.MaxAge)
+			case p.MaxBytes > 0 && total > p.MaxBytes:
+				reason = fmt.Sprintf("retention: camera over max_bytes %d", p.MaxBytes)
+			default:
+				continue
+			}
+			if err := r.delete(ctx, sg, reason, now, &res); err != nil {
+				return res, err
+			}
+			total -= sg.Bytes
+		}
+	}
+	for name, d := range r.Disks {
+		if err := r.floor(ctx, name, d, streams, now, &res); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// segments returns the streams' segments, oldest first.
+func (r *Retention) segments(ctx context.Context, streams []store.Stream) ([]store.Segment, error) {
+	var all []store.Segment
+	for _, st := range streams {
+		segs, err := r.Index.Segments(ctx, st.ID, time.Unix(0, 0), time.Now().Add(100*365*24*time.Hour))
+		if err != nil {
+			return nil, fmt.Errorf("retention: segments of %s/%s: %w", st.Camera, st.Name, err)
+		}
+		all = append(all, segs...)
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Start.Before(all[j].Start) })
+	return all, nil
+}
+
+// floor deletes the oldest closed segments on a disk until its free space
+// is back above the floor (or nothing deletable is left).
+func (r *Retention) floor(ctx context.Context, name string, d Disk, streams []store.Stream, now time.Time, res *Result) error {
+	if d.MinFree <= 0 || d.Free == nil {
+		return nil
+	}
+	free, err := d.Free()
+	if err != nil {
+		return fmt.Errorf("retention: free space of %s: %w", name, err)
+	}
+	if free >= d.MinFree {
+		return nil
+	}
+	segs, err := r.segments(ctx, streams)
+	if err != nil {
+		return err
+	}
+	for _, sg := range segs {
+		if free >= d.MinFree {
+			break
+		}
+		if sg.Disk != name || sg.State != store.SegmentClosed {
+			continue
+		}
+		reason := fmt.Sprintf("retention: storage %s below min_free %d (free %d)", name, d.MinFree, free)
+		if err := r.delete(ctx, sg, reason, now, res); err != nil {
+			return err
+		}
+		if free, err = d.Free(); err != nil {
+			return fmt.Errorf("retention: free space of %s: %w", name, err)
+		}
+	}
+	if free < d.MinFree && r.Logger != nil {
+		r.Logger.Warn("retention: storage still below its floor with nothing left to delete", "storage", name, "free", free, "min_free", d.MinFree)
+	}
+	return nil
+}
+
+// delete runs the deletion protocol for one segment.
+func (r *Retention) delete(ctx context.Context, sg store.Segment, reason string, now time.Time, res *Result) error {
+	d, ok := r.Disks[sg.Disk]
+	if !ok {
+		return nil // disk unavailable: keep the row, try again later
+	}
+	if err := r.Index.MarkGarbage(ctx, sg.ID, reason, now); err != nil {
+		if errors.Is(err, store.ErrSegmentWriting) {
+			return nil
+		}
+		return fmt.Errorf("retention: mark %s: %w", sg.Key, err)
+	}
+	if err := d.Store.Delete(ctx, sg.Key); err != nil {
+		// The garbage mark stays; start-up or the next pass finishes it.
+		if r.Logger != nil {
+			r.Logger.Error("retention: delete failed, will retry", "disk", sg.Disk, "key", sg.Key, "err", err)
+		}
+		return nil
+	}
+	if err := r.Index.UnmarkGarbage(ctx, sg.Disk, sg.Key); err != nil {
+		return fmt.Errorf("retention: unmark %s: %w", sg.Key, err)
+	}
+	res.Segments++
+	res.Bytes += sg.Bytes
+	if r.Logger != nil {
+		r.Logger.Info("retention: deleted segment", "disk", sg.Disk, "key", sg.Key, "bytes", sg.Bytes, "reason", reason)
+	}
+	return nil
+}
+
+// finishPending retries deletions whose file could not be removed before.
+func (r *Retention) finishPending(ctx context.Context) error {
+	garbage, err := r.Index.GarbageList(ctx)
+	if err != nil {
+		return fmt.Errorf("retention: pending deletions: %w", err)
+	}
+	for _, g := range garbage {
+		d, ok := r.Disks[g.Disk]
+		if !ok {
+			continue
+		}
+		if err := d.Store.Delete(ctx, g.Key); err != nil {
+			continue // still failing: keep the mark
+		}
+		if err := r.Index.UnmarkGarbage(ctx, g.Disk, g.Key); err != nil {
+			return fmt.Errorf("retention: unmark %s: %w", g.Key, err)
+		}
+	}
+	return nil
+}

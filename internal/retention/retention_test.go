@@ -1,0 +1,149 @@
+package retention
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/custos-nvr/custos/internal/blob/local"
+	"github.com/custos-nvr/custos/internal/store"
+	"github.com/custos-nvr/custos/internal/store/sqlite"
+)
+
+type fixture struct {
+	idx  *sqlite.Store
+	disk *local.Dir
+	t0   time.Time
+}
+
+// newFixture records n closed one-minute segments of 1000 bytes for camera
+// cam (stream main), plus one segment still being written.
+func newFixture(t *testing.T, n int) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "d"), 0o755)
+	disk, err := local.Open(filepath.Join(dir, "d"), "d1", local.Options{Init: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := sqlite.Open(filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idx.Close() })
+	ctx := context.Background()
+	st, err := idx.Stream(ctx, "cam", "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	run, err := idx.StartRun(ctx, st.ID, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i <= n; i++ {
+		key := fmt.Sprintf("cam/main/%03d.mp4", i)
+		w, err := disk.Create(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(make([]byte, 1000))
+		w.Close()
+		seg := store.Segment{StreamID: st.ID, RunID: run.ID, Disk: "d1", Key: key,
+			Start: t0.Add(time.Duration(i) * time.Minute), StartPTS90k: int64(i) * 60 * 90000, State: store.SegmentWriting}
+		if err := idx.AddSegment(ctx, &seg); err != nil {
+			t.Fatal(err)
+		}
+		if i < n {
+			seg.Bytes, seg.Dur90k, seg.WallDur, seg.State = 1000, 60*90000, time.Minute, store.SegmentClosed
+			if err := idx.UpdateSegment(ctx, &seg); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return &fixture{idx: idx, disk: disk, t0: t0}
+}
+
+func (f *fixture) keys(t *testing.T) []string {
+	var keys []string
+	for obj, err := range f.disk.List(context.Background(), "cam/") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, obj.Key)
+	}
+	return keys
+}
+
+func TestMaxBytesDeletesOldestAndRecordsWhy(t *testing.T) {
+	f := newFixture(t, 10)
+	r := &Retention{Index: f.idx, Disks: map[string]Disk{"d1": {Store: f.disk}},
+		Policies: []Policy{{Camera: "cam", MaxBytes: 4500}}, Now: func() time.Time { return f.t0.Add(time.Hour) }}
+	res, err := r.Pass(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10 closed segments of 1000 bytes (the writing one counts 0): keep 4.
+	if res.Segments != 6 || res.Bytes != 6000 {
+		t.Errorf("deleted %+v, want 6 segments", res)
+	}
+	keys := f.keys(t)
+	if len(keys) != 5 || keys[0] != "cam/main/006.mp4" {
+		t.Errorf("files left %v, want 006…010 (the newest four and the one being written)", keys)
+	}
+	dels, err := f.idx.Deletions(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dels) != 6 || !strings.Contains(dels[0].Reason, "max_bytes") || dels[0].Key != "cam/main/000.mp4" {
+		t.Errorf("deletions = %+v", dels)
+	}
+	// A second pass has nothing to do.
+	if res, _ := r.Pass(context.Background()); res.Segments != 0 {
+		t.Errorf("second pass deleted %+v", res)
+	}
+}
+
+func TestTinyMaxBytesNeverDeletesTheSegmentBeingWritten(t *testing.T) {
+	f := newFixture(t, 3)
+	r := &Retention{Index: f.idx, Disks: map[string]Disk{"d1": {Store: f.disk}},
+		Policies: []Policy{{Camera: "cam", MaxBytes: 1}}}
+	if _, err := r.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if keys := f.keys(t); len(keys) != 1 || keys[0] != "cam/main/003.mp4" {
+		t.Errorf("files left %v, want only the segment being written", keys)
+	}
+}
+
+func TestMaxAge(t *testing.T) {
+	f := newFixture(t, 10)
+	// At t0+12m with max_age 5m, segments ending before t0+7m go: 0…6.
+	r := &Retention{Index: f.idx, Disks: map[string]Disk{"d1": {Store: f.disk}},
+		Policies: []Policy{{Camera: "cam", MaxAge: 5 * time.Minute}}, Now: func() time.Time { return f.t0.Add(12 * time.Minute) }}
+	res, err := r.Pass(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Segments != 6 {
+		t.Errorf("deleted %d, want 6 (segments ending before t0+7m)", res.Segments)
+	}
+}
+
+func TestFreeSpaceFloor(t *testing.T) {
+	f := newFixture(t, 10)
+	free := int64(0)
+	r := &Retention{Index: f.idx, Disks: map[string]Disk{"d1": {Store: f.disk, MinFree: 3000,
+		Free: func() (int64, error) { return free + int64(11-len(f.keys(t)))*1000, nil }}}}
+	res, err := r.Pass(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Segments != 3 {
+		t.Errorf("deleted %d segments to free 3000 bytes, want 3", res.Segments)
+	}
+}
