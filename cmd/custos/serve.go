@@ -91,6 +91,14 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &server{idx: idx, cancel: cancel}
+	// A failed write (a full disk) asks retention for a pass at once.
+	kick := make(chan struct{}, 1)
+	onWriteError := func(error) {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
 	var cams []api.Camera
 	for _, cc := range cfg.Cameras {
 		cam := api.Camera{Name: cc.Name}
@@ -104,6 +112,7 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 				Client: rtsp.ClientConfig{URL: u.url, Username: cc.Username, Password: cc.Password,
 					Transport: rtsp.TransportMode(cc.Transport)},
 				Disk: disks[cc.Storage], Index: idx, FsyncEvery: time.Duration(cfg.FsyncInterval), Logger: e.log,
+				OnWriteError: onWriteError,
 			}
 			sup, err := recorder.NewSupervisor(sc, diskErr[cc.Storage])
 			if err != nil {
@@ -138,7 +147,7 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		runRetention(rctx, ret, e)
+		runRetention(rctx, ret, kick, e)
 	}()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -194,10 +203,10 @@ func (s *server) stop() error {
 // retentionEvery is how often retention runs while serving.
 const retentionEvery = 30 * time.Second
 
-// runRetention applies retention at start and then periodically until ctx
-// ends. Errors are logged and the next pass tries again: retention must
+// runRetention applies retention at start, periodically, and whenever a
+// recorder reports a failed write (kick), until ctx ends. Errors are logged and the next pass tries again: retention must
 // never stop recording.
-func runRetention(ctx context.Context, ret *retention.Retention, e *env) {
+func runRetention(ctx context.Context, ret *retention.Retention, kick <-chan struct{}, e *env) {
 	t := time.NewTicker(retentionEvery)
 	defer t.Stop()
 	for {
@@ -213,6 +222,7 @@ func runRetention(ctx context.Context, ret *retention.Retention, e *env) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-kick:
 		}
 	}
 }

@@ -45,21 +45,25 @@ func createSegment(ctx context.Context, disk blob.Store, idx store.Store, seg st
 	if err != nil {
 		return nil, fmt.Errorf("create segment %s on %s: %w", seg.Key, disk.Name(), err)
 	}
-	if _, err := w.Write(init); err != nil {
+	fail := func(err error) (*segmentFile, error) {
+		// No row names the file yet: remove it rather than leave an
+		// orphan (a full disk fails here).
 		w.Close()
-		return nil, fmt.Errorf("write init of segment %s: %w", seg.Key, err)
+		disk.Delete(context.WithoutCancel(ctx), seg.Key)
+		return nil, err
+	}
+	if _, err := w.Write(init); err != nil {
+		return fail(fmt.Errorf("write init of segment %s: %w", seg.Key, err))
 	}
 	if err := w.Sync(); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sync segment %s: %w", seg.Key, err)
+		return fail(fmt.Errorf("sync segment %s: %w", seg.Key, err))
 	}
 	seg.Bytes = w.Size()
 	seg.State = store.SegmentWriting
 	seg.Codec = mp4.CodecString(track)
 	seg.Width, seg.Height = track.Width, track.Height
 	if err := idx.AddSegment(ctx, &seg); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("index segment %s: %w", seg.Key, err)
+		return fail(fmt.Errorf("index segment %s: %w", seg.Key, err))
 	}
 	return &segmentFile{w: w, idx: idx, seg: seg, lastSync: now}, nil
 }

@@ -52,6 +52,9 @@ type StreamConfig struct {
 	Logger     *slog.Logger
 	// Now is the local clock (default time.Now).
 	Now func() time.Time
+	// OnWriteError, when set, is told (without blocking) when writing to
+	// storage failed, so retention can free space at once.
+	OnWriteError func(error)
 }
 
 // Status is a stream's state for the API.
@@ -274,8 +277,14 @@ func (s *Supervisor) session(ctx context.Context) error {
 	if ctx.Err() == nil {
 		reason = s.redact(why.Error())
 	}
-	if err := rw.Close(reason, s.cfg.Now()); err != nil {
-		return errors.Join(why, err)
+	cerr := rw.Close(reason, s.cfg.Now())
+	if frameErr != nil && !errors.Is(frameErr, errDiscontinuity) && s.cfg.OnWriteError != nil {
+		// After Close, so the segment that hit the error is closed and
+		// retention may delete it if it must.
+		s.cfg.OnWriteError(frameErr)
+	}
+	if cerr != nil {
+		return errors.Join(why, cerr)
 	}
 	return why
 }
