@@ -194,6 +194,7 @@ func ScanFile(r io.ReaderAt, size int64) (*FileInfo, error) {
 				return info, nil
 			}
 			off = h.end()
+			info.ValidEnd = off // a complete box (e.g. Custos metadata) is valid data
 			continue
 		default:
 			return info, nil

@@ -175,7 +175,7 @@ func TestScanTails(t *testing.T) {
 		{"zeros", make([]byte, 4096), 0},
 		{"garbage", []byte("this is not an mp4 box at all"), 0},
 		{"free box then fragment", append([]byte{0, 0, 0, 8, 'f', 'r', 'e', 'e'}, frag...), int64(8 + len(frag))},
-		{"free box only", []byte{0, 0, 0, 8, 'f', 'r', 'e', 'e'}, 0},
+		{"free box only (complete boxes count)", []byte{0, 0, 0, 8, 'f', 'r', 'e', 'e'}, 8},
 		{"moof without mdat", frag[:len(frag)-10], 0},
 		{"moof then garbage", append(slices.Clone(frag[:len(frag)-10]), "garbagegarbage"...), 0},
 		{"box past EOF", []byte{0, 0, 1, 0, 'm', 'o', 'o', 'f', 1, 2, 3}, 0},

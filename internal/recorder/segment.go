@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -33,14 +34,35 @@ type segmentFile struct {
 	durSinceStart90k int64
 }
 
+// SegmentMeta is the JSON a segment file carries in its metadata box (see
+// mp4.AppendMetadata): enough to rebuild its index row.
+type SegmentMeta struct {
+	Version     int    `json:"v"`
+	Camera      string `json:"camera"`
+	Stream      string `json:"stream"`
+	Run         int64  `json:"run"`
+	RunStartNs  int64  `json:"run_start_ns"`
+	StartNs     int64  `json:"start_ns"`
+	StartPTS90k int64  `json:"start_pts90k"`
+}
+
 // createSegment creates the file, writes the init segment and inserts the
 // row (state writing). The row is inserted after the init bytes are
 // written and synced, so it never names a file that does not exist.
-func createSegment(ctx context.Context, disk blob.Store, idx store.Store, seg store.Segment, track mp4.Track, now time.Time) (*segmentFile, error) {
+func createSegment(ctx context.Context, disk blob.Store, idx store.Store, seg store.Segment, track mp4.Track,
+	camera, stream string, runStart, now time.Time) (*segmentFile, error) {
 	init, err := mp4.Init(track)
 	if err != nil {
 		return nil, fmt.Errorf("segment %s: init: %w", seg.Key, err)
 	}
+	// The file describes itself, so custos check --repair can rebuild the
+	// index from the files alone.
+	meta, err := json.Marshal(SegmentMeta{Version: 1, Camera: camera, Stream: stream, Run: seg.RunID,
+		RunStartNs: runStart.UnixNano(), StartNs: seg.Start.UnixNano(), StartPTS90k: seg.StartPTS90k})
+	if err != nil {
+		return nil, fmt.Errorf("segment %s: metadata: %w", seg.Key, err)
+	}
+	init = mp4.AppendMetadata(init, meta)
 	w, err := disk.Create(ctx, seg.Key)
 	if err != nil {
 		return nil, fmt.Errorf("create segment %s on %s: %w", seg.Key, disk.Name(), err)

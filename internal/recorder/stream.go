@@ -241,7 +241,7 @@ func (r *runWriter) openSegment(f *ingest.Frame, dts int64, arrival time.Time) e
 		Start:       start,
 		StartPTS90k: dts,
 	}
-	sf, err := createSegment(r.ctx, r.disk, r.idx, seg, r.track, arrival)
+	sf, err := createSegment(r.ctx, r.disk, r.idx, seg, r.track, r.camera, r.stream, r.run.Start, arrival)
 	if err != nil {
 		return err
 	}
