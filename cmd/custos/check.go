@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/custos-nvr/custos/internal/blob"
 	"github.com/custos-nvr/custos/internal/blob/local"
@@ -22,9 +23,10 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "the YAML configuration custos serve uses")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	repair := fs.Bool("repair", false, "rebuild the index from the segment files (stop custos serve first); the old index is kept as index.db.replaced-TIME")
 	pos, err := parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
-		helpFlags(e.stdout, fs, "check --config FILE [--json]")
+		helpFlags(e.stdout, fs, "check --config FILE [--repair] [--json]")
 		return err
 	}
 	if err != nil {
@@ -38,12 +40,16 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	dbPath := filepath.Join(cfg.DataDir, "index.db")
-	if _, err := os.Stat(dbPath); err != nil {
-		return fmt.Errorf("no index at %s: %w", dbPath, err)
+	if *repair {
+		if err := setAsideIndex(dbPath, e); err != nil {
+			return err
+		}
+	} else if _, err := os.Stat(dbPath); err != nil {
+		return fmt.Errorf("no index at %s (rebuild it with --repair): %w", dbPath, err)
 	}
 	idx, err := sqlite.Open(dbPath)
 	if err != nil {
-		return fmt.Errorf("open index: %w", err)
+		return fmt.Errorf("open index (rebuild it with --repair): %w", err)
 	}
 	defer idx.Close()
 	disks := map[string]blob.Store{}
@@ -60,6 +66,16 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 			continue
 		}
 		disks[sc.Name] = d
+	}
+	if *repair {
+		rr, err := check.Rebuild(ctx, idx, disks)
+		if err != nil {
+			return fmt.Errorf("rebuild index: %w", err)
+		}
+		for _, p := range rr.Skipped {
+			fmt.Fprintf(e.stdout, "skipped %s\n", p)
+		}
+		fmt.Fprintf(e.stdout, "rebuilt the index: %d segments in %d runs\n", rr.Segments, rr.Runs)
 	}
 	rep, err := check.Run(ctx, idx, disks)
 	if err != nil {
@@ -82,6 +98,23 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	}
 	if !rep.OK() {
 		return fmt.Errorf("%d problems found", len(rep.Problems))
+	}
+	return nil
+}
+
+// setAsideIndex renames an existing index (and its WAL files) out of the
+// way so --repair builds a fresh one; nothing is deleted.
+func setAsideIndex(dbPath string, e *env) error {
+	suffix := fmt.Sprintf(".replaced-%d", time.Now().Unix())
+	for _, ext := range []string{"", "-wal", "-shm"} {
+		p := dbPath + ext
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		if err := os.Rename(p, p+suffix); err != nil {
+			return fmt.Errorf("set the old index aside: %w", err)
+		}
+		e.log.Info("check --repair: old index kept", "path", p+suffix)
 	}
 	return nil
 }

@@ -148,6 +148,42 @@ func TestKill9(t *testing.T) {
 	if code, out, errOut := runCLI(t, "check", "--config", cfgPath); code != 0 || !strings.Contains(out, "OK") {
 		t.Fatalf("check after recovery: exit %d\n%s%s", code, out, errOut)
 	}
+	// Delete the index: check --repair rebuilds the same recordings from
+	// the files alone.
+	for _, ext := range []string{"", "-wal", "-shm"} {
+		os.Remove(filepath.Join(dir, "index.db"+ext))
+	}
+	if code, out, errOut := runCLI(t, "check", "--config", cfgPath, "--repair"); code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("check --repair: exit %d\n%s%s", code, out, errOut)
+	}
+	idx2, err := sqlite.Open(filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2, err := idx2.Stream(ctx, "door", "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs2, _ := idx2.Runs(ctx, st2.ID, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	segs2, _ := idx2.Segments(ctx, st2.ID, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	idx2.Close()
+	if len(runs2) != len(runs) || len(segs2) != len(segs) {
+		t.Fatalf("rebuilt %d runs / %d segments, had %d / %d", len(runs2), len(segs2), len(runs), len(segs))
+	}
+	for i := range segs {
+		a, b := segs[i], segs2[i]
+		tol := time.Duration(a.Dur90k)*time.Second/90000*500/1e6 + time.Millisecond
+		if a.Key != b.Key || !a.Start.Equal(b.Start) || a.Dur90k != b.Dur90k || a.Frames != b.Frames ||
+			a.Bytes != b.Bytes || a.StartPTS90k != b.StartPTS90k || (a.WallDur-b.WallDur).Abs() > tol {
+			t.Errorf("segment %d rebuilt as %+v, was %+v", i, b, a)
+		}
+	}
+	for i := range runs {
+		if !runs[i].Start.Equal(runs2[i].Start) || (runs[i].End.Sub(runs2[i].End)).Abs() > 50*time.Millisecond {
+			t.Errorf("run %d rebuilt as %s–%s, was %s–%s", i, runs2[i].Start, runs2[i].End, runs[i].Start, runs[i].End)
+		}
+	}
+
 	// And it notices damage: a truncated segment and a stray file.
 	victim := filepath.Join(dir, "recordings", filepath.FromSlash(segs[len(segs)/2].Key))
 	if err := os.Truncate(victim, segs[len(segs)/2].Bytes-100); err != nil {

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custos-nvr/custos/internal/blob"
 	"github.com/custos-nvr/custos/internal/blob/local"
+	"github.com/custos-nvr/custos/internal/check"
 	"github.com/custos-nvr/custos/internal/media"
 	"github.com/custos-nvr/custos/internal/recorder"
 	"github.com/custos-nvr/custos/internal/rtsp"
@@ -168,6 +170,32 @@ func TestRecordTenMinutes(t *testing.T) {
 	}
 	if media := float64(frames) / 25; media < 590 || media > 610 {
 		t.Errorf("recorded %.0f s of video, want about 600", media)
+	}
+
+	// An index rebuilt from the files alone lists the same segments, with
+	// wall times that still abut.
+	idx2, err := sqlite.Open(filepath.Join(r.dir, "rebuilt.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx2.Close()
+	rep, err := check.Rebuild(context.Background(), idx2, map[string]blob.Store{"disk1": r.disk})
+	if err != nil || rep.Segments != len(segs) || rep.Runs != 1 || len(rep.Skipped) != 0 {
+		t.Fatalf("rebuild = %+v, %v", rep, err)
+	}
+	st2, _ := idx2.Stream(context.Background(), "cam", "main")
+	segs2, _ := idx2.Segments(context.Background(), st2.ID, time.Unix(0, 0), time.Now().Add(100*24*time.Hour))
+	for i := range segs {
+		a, b := segs[i], segs2[i]
+		if a.Key != b.Key || !a.Start.Equal(b.Start) || a.Dur90k != b.Dur90k || a.Frames != b.Frames || a.Bytes != b.Bytes {
+			t.Errorf("segment %d rebuilt as %+v, was %+v", i, b, a)
+		}
+		if i < len(segs)-1 && a.WallDur != b.WallDur {
+			t.Errorf("segment %d wall duration rebuilt as %s, was %s", i, b.WallDur, a.WallDur)
+		}
+	}
+	if rr, err := check.Run(context.Background(), idx2, map[string]blob.Store{"disk1": r.disk}); err != nil || !rr.OK() {
+		t.Errorf("check of the rebuilt index: %+v %v", rr, err)
 	}
 }
 
