@@ -16,12 +16,16 @@ import (
 // runBench implements "custos bench WHAT": measurements that go into
 // docs/benchmarks.md. Today: "sim", the simulator's serving cost.
 func runBench(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 && args[0] == "record" {
+		return runBenchRecord(ctx, e, args[1:])
+	}
 	if len(args) == 0 || args[0] != "sim" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			fmt.Fprintln(e.stdout, "Usage: custos bench sim [--streams N] [--seconds S] [--sub] [--codec h264|h265] [--transport tcp|udp]")
+			fmt.Fprintln(e.stdout, "       custos bench record [--cameras N] [--seconds S] [--baseline ffmpeg]")
 			return flag.ErrHelp
 		}
-		return fmt.Errorf("%w: want 'custos bench sim' (the only benchmark so far)", errUsage)
+		return fmt.Errorf("%w: want 'custos bench sim' or 'custos bench record'", errUsage)
 	}
 	fs := flag.NewFlagSet("bench sim", flag.ContinueOnError)
 	streams := fs.Int("streams", 50, "concurrent RTSP sessions, one per simulated camera")
@@ -48,6 +52,41 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		Exe: exe, Streams: *streams, Duration: time.Duration(*seconds * float64(time.Second)),
 		Sub: *sub, Codec: *codec, Transport: rtsp.TransportMode(*transport), Progress: e.stderr,
 	})
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
+}
+
+// runBenchRecord implements "custos bench record": the recorder's cost per
+// stream, optionally beside ffmpeg recording the same streams.
+func runBenchRecord(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("bench record", flag.ContinueOnError)
+	cameras := fs.Int("cameras", 50, "simulated cameras to record (1080p main streams)")
+	seconds := fs.Float64("seconds", 30, "measured window in seconds")
+	baseline := fs.String("baseline", "", "also measure 'ffmpeg' recording the same streams")
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		helpFlags(e.stdout, fs, "bench record [--cameras N] [--seconds S] [--baseline ffmpeg]")
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
+	}
+	if *baseline != "" && *baseline != "ffmpeg" {
+		return fmt.Errorf("%w: --baseline must be ffmpeg", errUsage)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own binary: %w", err)
+	}
+	res, err := bench.Record(ctx, bench.RecordOptions{Exe: exe, Cameras: *cameras,
+		Duration: time.Duration(*seconds * float64(time.Second)), Baseline: *baseline, Progress: e.stderr})
 	if err != nil {
 		return err
 	}

@@ -92,7 +92,7 @@ func AppendFragmentChecked(dst []byte, seq uint32, baseDecodeTime90k uint64, sam
 	if err := CheckFragment(samples, data); err != nil {
 		return dst, err
 	}
-	return appendFragment(dst, seq, baseDecodeTime90k, samples, data), nil
+	return append(appendFragmentHeader(dst, seq, baseDecodeTime90k, samples, len(data), len(data)), data...), nil
 }
 
 // AppendFragment is AppendFragmentChecked for callers that build samples
@@ -103,10 +103,27 @@ func AppendFragment(dst []byte, seq uint32, baseDecodeTime90k uint64, samples []
 	if err := CheckFragment(samples, data); err != nil {
 		panic(err)
 	}
-	return appendFragment(dst, seq, baseDecodeTime90k, samples, data)
+	return append(appendFragmentHeader(dst, seq, baseDecodeTime90k, samples, len(data), len(data)), data...)
 }
 
-func appendFragment(dst []byte, seq uint32, baseDecodeTime90k uint64, samples []Sample, data []byte) []byte {
+// AppendFragmentHeader appends only the moof box and the mdat header of a
+// fragment whose sample data (dataLen bytes, the sum of the sample sizes)
+// the caller writes right after it, so the data need not be copied into
+// one buffer. It panics on the same inconsistencies as AppendFragment.
+func AppendFragmentHeader(dst []byte, seq uint32, baseDecodeTime90k uint64, samples []Sample, dataLen int) []byte {
+	var sum int
+	for i := range samples {
+		sum += int(samples[i].Size)
+	}
+	if len(samples) == 0 || sum != dataLen {
+		panic(fmt.Sprintf("mp4: fragment header for %d samples of %d bytes, data is %d bytes", len(samples), sum, dataLen))
+	}
+	return appendFragmentHeader(dst, seq, baseDecodeTime90k, samples, dataLen, 0)
+}
+
+// appendFragmentHeader writes moof and the mdat header, reserving room
+// for reserve more bytes (the data, when the caller appends it).
+func appendFragmentHeader(dst []byte, seq uint32, baseDecodeTime90k uint64, samples []Sample, dataLen, reserve int) []byte {
 	withCTS := false
 	for i := range samples {
 		if samples[i].CTSOffset90k != 0 {
@@ -129,10 +146,10 @@ func appendFragment(dst []byte, seq uint32, baseDecodeTime90k uint64, samples []
 	trafLen := 8 + tfhdLen + tfdtLen + trunLen
 	moofLen := 8 + mfhdLen + trafLen
 	mdatHdr := 8
-	if uint64(len(data)) > mdatLarge {
+	if uint64(dataLen) > mdatLarge {
 		mdatHdr = 16
 	}
-	if need := moofLen + mdatHdr + len(data); cap(dst)-len(dst) < need {
+	if need := moofLen + mdatHdr + reserve; cap(dst)-len(dst) < need {
 		grown := make([]byte, len(dst), len(dst)+need)
 		copy(grown, dst)
 		dst = grown
@@ -182,12 +199,12 @@ func appendFragment(dst []byte, seq uint32, baseDecodeTime90k uint64, samples []
 	if mdatHdr == 16 {
 		dst = be32(dst, 1)
 		dst = be32(dst, typMdat)
-		dst = be64(dst, uint64(len(data))+16)
+		dst = be64(dst, uint64(dataLen)+16)
 	} else {
-		dst = be32(dst, uint32(len(data)+8))
+		dst = be32(dst, uint32(dataLen+8))
 		dst = be32(dst, typMdat)
 	}
-	return append(dst, data...)
+	return dst
 }
 
 // AppendSampleData appends nalus to dst as MP4 sample data (each NAL unit

@@ -97,8 +97,13 @@ func (s *segmentFile) appendFragment(ctx context.Context, samples []mp4.Sample, 
 		return nil
 	}
 	s.fragSeq++
-	s.buf = mp4.AppendFragment(s.buf[:0], s.fragSeq, uint64(s.durSinceStart90k), samples, data)
-	if _, err := s.w.Write(s.buf); err != nil {
+	// Header and data in two writes: the sample data is never copied.
+	s.buf = mp4.AppendFragmentHeader(s.buf[:0], s.fragSeq, uint64(s.durSinceStart90k), samples, len(data))
+	_, err := s.w.Write(s.buf)
+	if err == nil {
+		_, err = s.w.Write(data)
+	}
+	if err != nil {
 		// Cut what may have been half-written so the file stays a clean
 		// sequence of fragments; the caller decides whether to go on.
 		s.w.Truncate(s.seg.Bytes + s.unsyncedBytes)
@@ -107,7 +112,7 @@ func (s *segmentFile) appendFragment(ctx context.Context, samples []mp4.Sample, 
 	for _, sm := range samples {
 		s.durSinceStart90k += int64(sm.Dur90k)
 	}
-	s.unsyncedBytes += int64(len(s.buf))
+	s.unsyncedBytes += int64(len(s.buf) + len(data))
 	s.unsyncedFrames += int64(len(samples))
 	s.unsyncedKeys += int64(keys)
 	s.dirty = true

@@ -31,7 +31,7 @@ type ctrlConn struct {
 }
 
 func newCtrlConn(nc net.Conn, c *Client) *ctrlConn {
-	return &ctrlConn{c: c, nc: nc, rd: NewReader(nc, 256<<10), waiters: make(map[int]chan *Response)}
+	return &ctrlConn{c: c, nc: nc, rd: NewReader(nc, 64<<10+4), waiters: make(map[int]chan *Response)}
 }
 
 func (cc *ctrlConn) close() { cc.nc.Close() }

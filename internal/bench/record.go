@@ -1,0 +1,259 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// RecordOptions configure Record.
+type RecordOptions struct {
+	// Exe is the custos binary (run as "custos sim" and "custos serve").
+	Exe string
+	// Cameras is the number of simulated cameras recorded (main streams).
+	Cameras int
+	// Duration of the measured window.
+	Duration time.Duration
+	// Baseline "ffmpeg" also records the same streams with
+	// "ffmpeg -rtsp_transport tcp -i URL -c copy -f segment", one process
+	// per camera, and measures it the same way.
+	Baseline string
+	// Dir receives the recordings (a temporary directory when empty).
+	Dir      string
+	Progress io.Writer
+}
+
+// Cost is what one recorder used over the window.
+type Cost struct {
+	CPUSeconds        float64 `json:"cpu_seconds"`
+	CorePercent       float64 `json:"core_percent"`
+	CPUSecPerStreamHr float64 `json:"cpu_seconds_per_stream_hour"`
+	RSSMiB            float64 `json:"rss_mib"`
+	RSSPerStreamMiB   float64 `json:"rss_per_stream_mib"`
+}
+
+// RecordResult is what Record measured.
+type RecordResult struct {
+	Cameras        int     `json:"cameras"`
+	Seconds        float64 `json:"seconds"`
+	Custos         Cost    `json:"custos"`
+	FramesRecorded int64   `json:"frames_recorded"`
+	FramesExpected float64 `json:"frames_expected"`
+	Reconnects     int64   `json:"reconnects"`
+	Baseline       *Cost   `json:"ffmpeg,omitempty"`
+	// CPURatio is Custos's CPU per stream over ffmpeg's.
+	CPURatio float64 `json:"cpu_ratio_vs_ffmpeg,omitempty"`
+}
+
+var apiAddrRE = regexp.MustCompile(`API at http://([^/]+)/`)
+
+// Record measures "custos serve" recording Cameras simulated cameras (the
+// simulator runs as a separate process and is not counted), and
+// optionally ffmpeg doing the same. It blocks for about twice Duration
+// plus start-up with a baseline.
+func Record(ctx context.Context, o RecordOptions) (*RecordResult, error) {
+	if o.Cameras < 1 {
+		return nil, errors.New("cameras must be at least 1")
+	}
+	progress := func(format string, a ...any) {
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, format+"\n", a...)
+		}
+	}
+	if o.Dir == "" {
+		d, err := os.MkdirTemp("", "custos-bench-record-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		o.Dir = d
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sim := exec.CommandContext(cctx, o.Exe, "sim", "--listen", "127.0.0.1:0", "--cameras", strconv.Itoa(o.Cameras))
+	simOut, err := sim.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := sim.Start(); err != nil {
+		return nil, fmt.Errorf("start simulator: %w", err)
+	}
+	defer sim.Wait()
+	addr, err := readSimAddr(simOut)
+	if err != nil {
+		return nil, err
+	}
+	go io.Copy(io.Discard, simOut)
+
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "listen: 127.0.0.1:0\ndata_dir: %s\nlog: {level: warn}\ncameras:\n", filepath.Join(o.Dir, "custos"))
+	for k := 1; k <= o.Cameras; k++ {
+		fmt.Fprintf(&cfg, "  - {name: cam%d, url: \"rtsp://%s/cam%d\"}\n", k, addr, k)
+	}
+	cfgPath := filepath.Join(o.Dir, "custos.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o644); err != nil {
+		return nil, err
+	}
+	serve := exec.CommandContext(cctx, o.Exe, "serve", "--config", cfgPath)
+	serveOut, err := serve.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := serve.Start(); err != nil {
+		return nil, fmt.Errorf("start custos serve: %w", err)
+	}
+	api, err := readLine(serveOut, apiAddrRE)
+	if err != nil {
+		serve.Process.Kill()
+		serve.Wait()
+		return nil, fmt.Errorf("custos serve: %w", err)
+	}
+	go io.Copy(io.Discard, serveOut)
+	progress("recording %d cameras with custos serve for %s", o.Cameras, o.Duration)
+	res := &RecordResult{Cameras: o.Cameras}
+	time.Sleep(3 * time.Second) // every camera connected and past its first key frame
+	f0, _, err := apiFrames(api)
+	if err != nil {
+		return nil, err
+	}
+	cost, elapsed, err := measure(ctx, []int{serve.Process.Pid}, o.Duration, o.Cameras)
+	if err != nil {
+		return nil, err
+	}
+	f1, reconnects, err := apiFrames(api)
+	if err != nil {
+		return nil, err
+	}
+	serve.Process.Signal(syscall.SIGTERM)
+	serve.Wait()
+	res.Seconds, res.Custos = elapsed, *cost
+	res.FramesRecorded, res.Reconnects = f1-f0, reconnects
+	res.FramesExpected = 25 * elapsed * float64(o.Cameras)
+
+	if o.Baseline == "ffmpeg" {
+		progress("recording the same %d streams with ffmpeg -c copy -f segment for %s", o.Cameras, o.Duration)
+		var pids []int
+		var cmds []*exec.Cmd
+		for k := 1; k <= o.Cameras; k++ {
+			out := filepath.Join(o.Dir, "ffmpeg", fmt.Sprintf("cam%d", k))
+			os.MkdirAll(out, 0o755)
+			c := exec.CommandContext(cctx, "ffmpeg", "-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp",
+				"-i", fmt.Sprintf("rtsp://%s/cam%d", addr, k), "-c", "copy", "-f", "segment", "-segment_time", "60",
+				"-reset_timestamps", "1", filepath.Join(out, "%05d.mp4"))
+			if err := c.Start(); err != nil {
+				return nil, fmt.Errorf("start ffmpeg: %w", err)
+			}
+			cmds = append(cmds, c)
+			pids = append(pids, c.Process.Pid)
+		}
+		time.Sleep(3 * time.Second)
+		bcost, _, err := measure(ctx, pids, o.Duration, o.Cameras)
+		for _, c := range cmds {
+			c.Process.Signal(syscall.SIGINT)
+		}
+		for _, c := range cmds {
+			c.Wait()
+		}
+		if err != nil {
+			return nil, err
+		}
+		res.Baseline = bcost
+		if bcost.CPUSecPerStreamHr > 0 {
+			res.CPURatio = res.Custos.CPUSecPerStreamHr / bcost.CPUSecPerStreamHr
+		}
+	}
+	cancel()
+	return res, nil
+}
+
+// measure sums the CPU time of pids over d and their RSS at the end.
+func measure(ctx context.Context, pids []int, d time.Duration, streams int) (*Cost, float64, error) {
+	cpu := func() (float64, error) {
+		var sum float64
+		for _, p := range pids {
+			c, err := procCPUSeconds(p)
+			if err != nil {
+				return 0, err
+			}
+			sum += c
+		}
+		return sum, nil
+	}
+	c0, err := cpu()
+	if err != nil {
+		return nil, 0, err
+	}
+	t0 := time.Now()
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+	c1, err := cpu()
+	if err != nil {
+		return nil, 0, err
+	}
+	el := time.Since(t0).Seconds()
+	var rss float64
+	for _, p := range pids {
+		r, err := procRSSMiB(p)
+		if err != nil {
+			return nil, 0, err
+		}
+		rss += r
+	}
+	return &Cost{CPUSeconds: c1 - c0, CorePercent: 100 * (c1 - c0) / el,
+		CPUSecPerStreamHr: (c1 - c0) / el * 3600 / float64(streams),
+		RSSMiB:            rss, RSSPerStreamMiB: rss / float64(streams)}, el, nil
+}
+
+// apiFrames sums the recorded frames and reconnects over all cameras.
+func apiFrames(addr string) (frames, reconnects int64, err error) {
+	resp, err := http.Get("http://" + addr + "/api/cameras")
+	if err != nil {
+		return 0, 0, fmt.Errorf("query custos serve: %w", err)
+	}
+	defer resp.Body.Close()
+	var cams []struct {
+		Streams []struct {
+			Frames     int64 `json:"frames"`
+			Reconnects int64 `json:"reconnects"`
+		} `json:"streams"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&cams); err != nil {
+		return 0, 0, fmt.Errorf("decode /api/cameras: %w", err)
+	}
+	for _, c := range cams {
+		for _, s := range c.Streams {
+			frames += s.Frames
+			reconnects += s.Reconnects
+		}
+	}
+	return frames, reconnects, nil
+}
+
+func readLine(r io.Reader, re *regexp.Regexp) (string, error) {
+	br := bufio.NewReader(r)
+	for range 50 {
+		line, err := br.ReadString('\n')
+		if m := re.FindStringSubmatch(line); m != nil {
+			return m[1], nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("did not print its address: %w", err)
+		}
+	}
+	return "", errors.New("did not print its address")
+}
