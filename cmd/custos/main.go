@@ -63,6 +63,15 @@ func main() {
 		f.Close()
 		os.Exit(code)
 	}
+	if path := os.Getenv("CUSTOS_MEMPROFILE"); path != "" {
+		// For benchmarks: the live heap when the command ends.
+		code := run(ctx, e, os.Args[1:])
+		if f, err := os.Create(path); err == nil {
+			pprof.Lookup("heap").WriteTo(f, 0)
+			f.Close()
+		}
+		os.Exit(code)
+	}
 	os.Exit(run(ctx, e, os.Args[1:]))
 }
 

@@ -90,7 +90,6 @@ type Depacketizer struct {
 
 	ready []media.AccessUnit // completed, not yet pulled
 	head  int
-	hdrs  [][]byte // slab of NAL unit headers handed out to access units
 
 	stats media.DepacketizerStats
 }
@@ -253,18 +252,17 @@ func (d *Depacketizer) finish() {
 // (bytes.Clone does not zero memory first, unlike make).
 func (d *Depacketizer) build() media.AccessUnit {
 	buf := bytes.Clone(d.data)
-	n := len(d.spans)
-	if cap(d.hdrs)-len(d.hdrs) < n {
-		d.hdrs = make([][]byte, 0, max(256, n))
-	}
-	start := len(d.hdrs)
-	for _, s := range d.spans {
-		d.hdrs = append(d.hdrs, buf[s.off:s.end:s.end])
+	// Each unit gets its own slice of NAL headers: a slab shared between
+	// units kept every earlier unit's buffer reachable (measured: ~1 MiB
+	// per 2.4 Mbit/s stream) until the slab filled.
+	nalus := make([][]byte, len(d.spans))
+	for i, s := range d.spans {
+		nalus[i] = buf[s.off:s.end:s.end]
 	}
 	au := media.AccessUnit{
 		PTS90k:        d.pts90k,
 		Key:           d.key,
-		NALUs:         d.hdrs[start : start+n : start+n],
+		NALUs:         nalus,
 		Params:        d.params,
 		ParamsChanged: d.paramsPending,
 		Seq:           d.seq,
