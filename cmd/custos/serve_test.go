@@ -195,3 +195,58 @@ cameras:
 		t.Error(err)
 	}
 }
+
+// TestServeMissingDisk configures two storage directories, one of them
+// missing (an unmounted disk): the server starts, the camera on the
+// missing disk reports an error naming it, and the other camera records.
+func TestServeMissingDisk(t *testing.T) {
+	t.Parallel()
+	s, err := sim.New(sim.Options{Cameras: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	defer s.Close()
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	os.Mkdir(good, 0o755)
+	yaml := fmt.Sprintf(`
+listen: 127.0.0.1:0
+data_dir: %s
+storage:
+  - {name: good, path: %s}
+  - {name: gone, path: %s}
+cameras:
+  - {name: a, url: "rtsp://%s/cam1", storage: good}
+  - {name: b, url: "rtsp://%s/cam2", storage: gone}
+`, dir, good, filepath.Join(dir, "missing-dir"), ln.Addr(), ln.Addr())
+	cfg, err := config.Parse([]byte(yaml), "test.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
+	srv, err := startServer(context.Background(), e, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var cams []api.CameraJSON
+		getJSON(t, "http://"+srv.addr+"/api/cameras", &cams)
+		if cams[0].Status == "recording" {
+			if cams[1].Status != "error" || !strings.Contains(cams[1].Reason, "storage unavailable") || !strings.Contains(cams[1].Reason, "missing-dir") {
+				t.Errorf("camera on the missing disk: %+v", cams[1])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("camera on the good disk not recording: %+v", cams)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

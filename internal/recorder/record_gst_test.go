@@ -17,7 +17,8 @@ import (
 )
 
 // TestRecordGStreamerRealTime records the GStreamer camera in real time
-// until a full segment has closed (30–90 s for a run's first segment),
+// for over a minute and until a segment has closed (30–90 s for a run's
+// first segment),
 // with and without B-frames, and has ffmpeg decode every segment.
 func TestRecordGStreamerRealTime(t *testing.T) {
 	if testing.Short() {
@@ -67,8 +68,11 @@ func TestRecordGStreamerRealTime(t *testing.T) {
 				}
 				return segs
 			}
-			deadline := time.Now().Add(110 * time.Second)
-			for len(segments()) < 2 {
+			// Over a minute of real time, and until a segment has closed
+			// (a run's first segment ends 30–90 s in).
+			began := time.Now()
+			deadline := began.Add(110 * time.Second)
+			for len(segments()) < 2 || time.Since(began) < 65*time.Second {
 				if time.Now().After(deadline) {
 					t.Fatalf("no segment closed in 110 s; status %+v", sup.Status())
 				}
