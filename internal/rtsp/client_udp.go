@@ -29,27 +29,12 @@ func (p *udpClientPair) ports() [2]int {
 }
 
 func listenClientPair(listen func(string, *net.UDPAddr) (*net.UDPConn, error), ip net.IP) (*udpClientPair, error) {
-	var lastErr error
-	for range 50 {
-		a, err := listen("udp", &net.UDPAddr{IP: ip})
-		if err != nil {
-			return nil, fmt.Errorf("open UDP port: %w", err)
-		}
-		port := a.LocalAddr().(*net.UDPAddr).Port
-		if port%2 != 0 || port == 65534 {
-			a.Close()
-			continue
-		}
-		b, err := listen("udp", &net.UDPAddr{IP: ip, Port: port + 1})
-		if err != nil {
-			lastErr = err
-			a.Close()
-			continue
-		}
-		a.SetReadBuffer(2 << 20)
-		return &udpClientPair{rtp: a, rtcp: b}, nil
+	a, b, err := listenPortPair(listen, ip)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("no free even/odd UDP port pair: %v", lastErr)
+	a.SetReadBuffer(2 << 20)
+	return &udpClientPair{rtp: a, rtcp: b}, nil
 }
 
 // rxStats are the receiver-side counters a receiver report needs. They are

@@ -235,30 +235,39 @@ func (p *udpPair) ports() [2]int {
 	return [2]int{p.rtp.LocalAddr().(*net.UDPAddr).Port, p.rtcp.LocalAddr().(*net.UDPAddr).Port}
 }
 
-// listenUDPPair opens two UDP sockets on consecutive ports, the first even,
-// as RFC 3550 asks for RTP and RTCP.
+// listenUDPPair opens the server's RTP/RTCP port pair.
 func listenUDPPair(ip net.IP) (*udpPair, error) {
+	a, b, err := listenPortPair(net.ListenUDP, ip)
+	if err != nil {
+		return nil, err
+	}
+	a.SetWriteBuffer(4 << 20)
+	return &udpPair{rtp: a, rtcp: b}, nil
+}
+
+// listenPortPair opens two UDP sockets on consecutive ports, the first
+// even, as RFC 3550 asks for RTP and RTCP. Client and server share it.
+func listenPortPair(listen func(string, *net.UDPAddr) (*net.UDPConn, error), ip net.IP) (rtp, rtcp *net.UDPConn, err error) {
 	var lastErr error
 	for range 50 {
-		a, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
+		a, err := listen("udp", &net.UDPAddr{IP: ip})
 		if err != nil {
-			return nil, fmt.Errorf("listen udp on %s: %w", ip, err)
+			return nil, nil, fmt.Errorf("listen udp on %s: %w", ip, err)
 		}
 		port := a.LocalAddr().(*net.UDPAddr).Port
 		if port%2 != 0 || port == 65534 {
 			a.Close()
 			continue
 		}
-		b, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port + 1})
+		b, err := listen("udp", &net.UDPAddr{IP: ip, Port: port + 1})
 		if err != nil {
 			lastErr = err
 			a.Close()
 			continue
 		}
-		a.SetWriteBuffer(4 << 20)
-		return &udpPair{rtp: a, rtcp: b}, nil
+		return a, b, nil
 	}
-	return nil, fmt.Errorf("no free even/odd UDP port pair on %s: %v", ip, lastErr)
+	return nil, nil, fmt.Errorf("no free even/odd UDP port pair on %s: %v", ip, lastErr)
 }
 
 // serverConn is one client's control connection and its (single) session.

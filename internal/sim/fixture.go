@@ -91,26 +91,25 @@ func loadClip(name string, codec media.Codec) (*clip, error) {
 // parameter sets, SEI).
 func startsAU(codec media.Codec, nalu []byte) bool {
 	if codec == media.CodecH265 {
-		t := (nalu[0] >> 1) & 0x3f
-		return t >= 32 && t <= 35 || t == 39
+		t := h265.Type(nalu)
+		return h265.IsParamSet(nalu) || t == h265.NALAUD || t == h265.NALSEIPrefix
 	}
-	t := nalu[0] & 0x1f
-	return t == 6 || t == 7 || t == 8 || t == 9
+	t := h264.Type(nalu)
+	return h264.IsParamSet(nalu) || t == h264.NALAUD || t == h264.NALSEI
 }
 
-// startsPicture reports a slice that is the first of a new picture.
+// startsPicture reports a slice that is the first of a new picture
+// (H.264 first_mb_in_slice == 0, H.265 first_slice_segment_in_pic_flag).
 func startsPicture(codec media.Codec, nalu []byte) bool {
 	if codec == media.CodecH265 {
-		t := (nalu[0] >> 1) & 0x3f
-		return t < 32 && len(nalu) > 2 && nalu[2]&0x80 != 0 // first_slice_segment_in_pic_flag
+		return h265.IsVCL(nalu) && len(nalu) > 2 && nalu[2]&0x80 != 0
 	}
-	t := nalu[0] & 0x1f
-	return (t == 1 || t == 5) && len(nalu) > 1 && nalu[1]&0x80 != 0 // first_mb_in_slice == 0
+	return h264.IsVCL(nalu) && len(nalu) > 1 && nalu[1]&0x80 != 0
 }
 
 func hasVCL(codec media.Codec, au [][]byte) bool {
 	for _, n := range au {
-		if codec == media.CodecH265 && (n[0]>>1)&0x3f < 32 || codec == media.CodecH264 && n[0]&0x1f >= 1 && n[0]&0x1f <= 5 {
+		if codec == media.CodecH265 && h265.IsVCL(n) || codec == media.CodecH264 && h264.IsVCL(n) {
 			return true
 		}
 	}
@@ -119,20 +118,20 @@ func hasVCL(codec media.Codec, au [][]byte) bool {
 
 func (c *clip) noteParam(nalu []byte) {
 	if c.codec == media.CodecH265 {
-		switch (nalu[0] >> 1) & 0x3f {
-		case 32:
+		switch h265.Type(nalu) {
+		case h265.NALVPS:
 			c.params.VPS = nalu
-		case 33:
+		case h265.NALSPS:
 			c.params.SPS = nalu
-		case 34:
+		case h265.NALPPS:
 			c.params.PPS = nalu
 		}
 		return
 	}
-	switch nalu[0] & 0x1f {
-	case 7:
+	switch h264.Type(nalu) {
+	case h264.NALSPS:
 		c.params.SPS = nalu
-	case 8:
+	case h264.NALPPS:
 		c.params.PPS = nalu
 	}
 }
