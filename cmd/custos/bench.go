@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -33,16 +32,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	sub := fs.Bool("sub", false, "use the 360p sub-streams instead of 1080p main streams")
 	codec := fs.String("codec", "h264", "main stream codec: h264 or h265")
 	transport := fs.String("transport", "tcp", "tcp or udp")
-	pos, err := parseFlags(fs, args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		helpFlags(e.stdout, fs, "bench sim [--streams N] [--seconds S] [--sub] [--codec h264|h265] [--transport tcp|udp]")
+	if err := parseNoArgs(e, fs, args[1:], "bench sim [--streams N] [--seconds S] [--sub] [--codec h264|h265] [--transport tcp|udp]"); err != nil {
 		return err
-	}
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -67,16 +58,8 @@ func runBenchRecord(ctx context.Context, e *env, args []string) error {
 	cameras := fs.Int("cameras", 50, "simulated cameras to record (1080p main streams)")
 	seconds := fs.Float64("seconds", 30, "measured window in seconds")
 	baseline := fs.String("baseline", "", "also measure 'ffmpeg' recording the same streams")
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		helpFlags(e.stdout, fs, "bench record [--cameras N] [--seconds S] [--baseline ffmpeg]")
+	if err := parseNoArgs(e, fs, args, "bench record [--cameras N] [--seconds S] [--baseline ffmpeg]"); err != nil {
 		return err
-	}
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
 	if *baseline != "" && *baseline != "ffmpeg" {
 		return fmt.Errorf("%w: --baseline must be ffmpeg", errUsage)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -24,16 +23,8 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	cfgPath := fs.String("config", "", "the YAML configuration custos serve uses")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	repair := fs.Bool("repair", false, "rebuild the index from the segment files (stop custos serve first); the old index is kept as index.db.replaced-TIME")
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		helpFlags(e.stdout, fs, "check --config FILE [--repair] [--json]")
+	if err := parseNoArgs(e, fs, args, "check --config FILE [--repair] [--json]"); err != nil {
 		return err
-	}
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
 	cfg, err := config.Load(*cfgPath, os.Environ())
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -23,16 +22,8 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:8554", "RTSP address for the simulated cameras (a free port is used if this one is taken)")
 	seconds := fs.Float64("seconds", 2, "how long to receive from each stream when probing")
 	once := fs.Bool("once", false, "exit after the probe instead of serving until interrupted")
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		helpFlags(e.stdout, fs, "demo [--cameras N] [--once]")
+	if err := parseNoArgs(e, fs, args, "demo [--cameras N] [--once]"); err != nil {
 		return err
-	}
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
 	s, err := sim.New(sim.Options{Cameras: *cameras, Logger: e.log})
 	if err != nil {

@@ -152,3 +152,20 @@ func helpFlags(w io.Writer, fs *flag.FlagSet, synopsis string) {
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 }
+
+// parseNoArgs parses flags for a command that takes no positional
+// arguments, printing help for -h/--help (then returning flag.ErrHelp).
+func parseNoArgs(e *env, fs *flag.FlagSet, args []string, synopsis string) error {
+	pos, err := parseFlags(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		helpFlags(e.stdout, fs, synopsis)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
+	}
+	return nil
+}

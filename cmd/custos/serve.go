@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -28,16 +27,8 @@ import (
 func runServe(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "YAML configuration file (see custos.example.yaml); empty uses the defaults")
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		helpFlags(e.stdout, fs, "serve --config FILE")
+	if err := parseNoArgs(e, fs, args, "serve --config FILE"); err != nil {
 		return err
-	}
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
 	cfg, err := config.Load(*cfgPath, os.Environ())
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -23,16 +22,8 @@ func runSim(ctx context.Context, e *env, args []string) error {
 	speed := fs.Float64("speed", 1, "pace factor: 10 sends ten seconds of video per second")
 	user := fs.String("user", "", "require Digest authentication with this user")
 	pass := fs.String("pass", "", "password for --user (or CUSTOS_SIM_PASSWORD)")
-	pos, err := parseFlags(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		helpFlags(e.stdout, fs, "sim [--listen ADDR] [--cameras N] [--codec h264|h265] [--speed X] [--user U --pass P]")
+	if err := parseNoArgs(e, fs, args, "sim [--listen ADDR] [--cameras N] [--codec h264|h265] [--speed X] [--user U --pass P]"); err != nil {
 		return err
-	}
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, pos[0])
 	}
 	if *pass == "" {
 		*pass = lookupEnv("CUSTOS_SIM_PASSWORD")
