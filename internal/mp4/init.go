@@ -34,26 +34,9 @@ const maxParamSetLen = 0xffff
 // when a needed parameter set is missing, longer than 65535 bytes or has
 // the wrong NAL type, or when the SPS cannot be parsed.
 func Init(t Track) ([]byte, error) {
-	var (
-		entry []byte
-		brand string
-		err   error
-	)
-	switch t.Codec {
-	case media.CodecH264:
-		brand = "avc1"
-		entry, err = avcSampleEntry(&t)
-	case media.CodecH265:
-		brand = "hvc1"
-		entry, err = hevcSampleEntry(&t)
-	default:
-		return nil, fmt.Errorf("mp4 init: codec %q is not H.264 or H.265", t.Codec)
-	}
+	entry, brand, err := sampleEntry(&t)
 	if err != nil {
 		return nil, fmt.Errorf("mp4 init: %w", err)
-	}
-	if t.Width <= 0 || t.Height <= 0 || t.Width > 0xffff || t.Height > 0xffff {
-		return nil, fmt.Errorf("mp4 init: size %dx%d out of range", t.Width, t.Height)
 	}
 
 	b := make([]byte, 0, 512+len(entry))
@@ -104,24 +87,10 @@ func Init(t Track) ([]byte, error) {
 	b = be16(b, 0x55c4) // language "und" (ISO 639-2/T, 5 bits per letter)
 	b = be16(b, 0)      // pre_defined
 	b = endBox(b, mdhd)
-	b, hdlr := startFullBox(b, typHdlr, 0, 0)
-	b = be32(b, 0) // pre_defined
-	b = append(b, "vide"...)
-	b = appendZeros(b, 12) // reserved
-	b = append(b, "Custos video\x00"...)
-	b = endBox(b, hdlr)
+	b = appendHdlr(b)
 
 	b, minf := startBox(b, typMinf)
-	b, vmhd := startFullBox(b, boxType("vmhd"), 0, 1)
-	b = appendZeros(b, 8) // graphicsmode, opcolor
-	b = endBox(b, vmhd)
-	b, dinf := startBox(b, boxType("dinf"))
-	b, dref := startFullBox(b, boxType("dref"), 0, 0)
-	b = be32(b, 1)                                   // entry_count
-	b, url := startFullBox(b, boxType("url "), 0, 1) // media in the same file
-	b = endBox(b, url)
-	b = endBox(b, dref)
-	b = endBox(b, dinf)
+	b = appendVmhdDinf(b)
 
 	b, stbl := startBox(b, typStbl)
 	b, stsd := startFullBox(b, typStsd, 0, 0)
@@ -154,6 +123,67 @@ func Init(t Track) ([]byte, error) {
 	b = endBox(b, mvex)
 	b = endBox(b, moov)
 	return b, nil
+}
+
+// SampleEntry returns the sample entry box that Init puts in stsd for t,
+// complete with its header: avc1 with avcC for H.264, hvc1 with hvcC for
+// H.265, the width and height taken from t or, when both are zero, from the
+// SPS. It does no I/O. It fails as Init does: on a codec other than H.264
+// or H.265, a missing, oversized or mistyped parameter set, an SPS that
+// cannot be parsed, or a size outside 1..65535.
+func SampleEntry(t Track) ([]byte, error) {
+	entry, _, err := sampleEntry(&t)
+	if err != nil {
+		return nil, fmt.Errorf("mp4 sample entry: %w", err)
+	}
+	return entry, nil
+}
+
+// sampleEntry builds t's sample entry, fills in t's size from the SPS when
+// it is zero, and returns the entry with the ftyp brand of its codec.
+func sampleEntry(t *Track) (entry []byte, brand string, err error) {
+	switch t.Codec {
+	case media.CodecH264:
+		brand = "avc1"
+		entry, err = avcSampleEntry(t)
+	case media.CodecH265:
+		brand = "hvc1"
+		entry, err = hevcSampleEntry(t)
+	default:
+		return nil, "", fmt.Errorf("codec %q is not H.264 or H.265", t.Codec)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	if t.Width <= 0 || t.Height <= 0 || t.Width > 0xffff || t.Height > 0xffff {
+		return nil, "", fmt.Errorf("size %dx%d out of range", t.Width, t.Height)
+	}
+	return entry, brand, nil
+}
+
+// appendHdlr appends the video handler box of the track.
+func appendHdlr(b []byte) []byte {
+	b, hdlr := startFullBox(b, typHdlr, 0, 0)
+	b = be32(b, 0) // pre_defined
+	b = append(b, "vide"...)
+	b = appendZeros(b, 12) // reserved
+	b = append(b, "Custos video\x00"...)
+	return endBox(b, hdlr)
+}
+
+// appendVmhdDinf appends the first two boxes of a video minf: vmhd and a
+// dinf whose single data reference is the file itself.
+func appendVmhdDinf(b []byte) []byte {
+	b, vmhd := startFullBox(b, boxType("vmhd"), 0, 1)
+	b = appendZeros(b, 8) // graphicsmode, opcolor
+	b = endBox(b, vmhd)
+	b, dinf := startBox(b, boxType("dinf"))
+	b, dref := startFullBox(b, boxType("dref"), 0, 0)
+	b = be32(b, 1)                                   // entry_count
+	b, url := startFullBox(b, boxType("url "), 0, 1) // media in the same file
+	b = endBox(b, url)
+	b = endBox(b, dref)
+	return endBox(b, dinf)
 }
 
 // appendVisualSampleEntry appends the VisualSampleEntry fields (14496-12

@@ -41,7 +41,10 @@ type FileInfo struct {
 type Fragment struct {
 	Offset int64 // start of the moof
 	Size   int64 // from the moof start to the end of the mdat
-	Seq    uint32
+	// MoofSize is the length of the moof box (zero in a Fragment built by
+	// hand).
+	MoofSize int64
+	Seq      uint32
 	// BaseDecodeTime90k is the tfdt baseMediaDecodeTime.
 	BaseDecodeTime90k uint64
 	// Dur90k is the sum of the sample durations.
@@ -171,6 +174,22 @@ func fourCC(t uint32) string {
 // payloads), allocates memory bounded by those caps, never panics, and is
 // safe for concurrent use if r is.
 func ScanFile(r io.ReaderAt, size int64) (*FileInfo, error) {
+	return scanFile(r, size, nil)
+}
+
+// ScanFileSamples is ScanFile that also calls visit for every sample of
+// every complete fragment, in file order, with the fragment's index in
+// FileInfo.Fragments. Samples of a fragment are visited only once the whole
+// fragment has parsed, so a torn last fragment visits nothing. It reads no
+// more than ScanFile (the moofs it already reads carry the samples).
+func ScanFileSamples(r io.ReaderAt, size int64, visit func(frag int, s SampleInfo)) (*FileInfo, error) {
+	return scanFile(r, size, visit)
+}
+
+func scanFile(r io.ReaderAt, size int64, visit func(frag int, s SampleInfo)) (*FileInfo, error) {
+	// Box headers and moofs are small and close together: one read of a
+	// window usually covers a moof, its body and the next mdat header.
+	r = &windowReader{r: r, size: size}
 	if size < 0 {
 		return nil, fmt.Errorf("mp4 scan: negative size %d", size)
 	}
@@ -180,6 +199,11 @@ func ScanFile(r io.ReaderAt, size int64) (*FileInfo, error) {
 	}
 	off := info.InitEnd
 	skipped := 0
+	var pending []SampleInfo
+	var collect func(SampleInfo)
+	if visit != nil {
+		collect = func(s SampleInfo) { pending = append(pending, s) }
+	}
 	for off < size {
 		h, err := readBoxHeader(r, off, size)
 		if err == errStop {
@@ -202,11 +226,15 @@ func ScanFile(r io.ReaderAt, size int64) (*FileInfo, error) {
 		if len(info.Fragments) >= maxFragments {
 			return nil, fmt.Errorf("mp4 scan: more than %d fragments", maxFragments)
 		}
-		frag, err := scanFragment(r, h, size, info.TrackID, info.defaults())
+		pending = pending[:0]
+		frag, err := scanFragment(r, h, size, info.TrackID, info.defaults(), collect)
 		if err == errStop {
 			break
 		} else if err != nil {
 			return nil, fmt.Errorf("mp4 scan: fragment at %d: %w", off, err)
+		}
+		for _, s := range pending {
+			visit(len(info.Fragments), s)
 		}
 		info.Fragments = append(info.Fragments, frag)
 		off = frag.Offset + frag.Size
@@ -220,8 +248,8 @@ func (fi *FileInfo) defaults() sampleDefaults { return fi.trex }
 
 // scanFragment reads the moof at h and the mdat after it and summarises
 // them. Anything torn or malformed is errStop; only I/O errors are others.
-func scanFragment(r io.ReaderAt, h boxHeader, fileSize int64, trackID uint32, def sampleDefaults) (Fragment, error) {
-	f := Fragment{Offset: h.off, trackID: trackID, defaults: def}
+func scanFragment(r io.ReaderAt, h boxHeader, fileSize int64, trackID uint32, def sampleDefaults, collect func(SampleInfo)) (Fragment, error) {
+	f := Fragment{Offset: h.off, MoofSize: h.size, trackID: trackID, defaults: def}
 	moof, mdat, err := readMoofMdat(r, h, fileSize)
 	if err != nil {
 		return f, err
@@ -236,6 +264,9 @@ func scanFragment(r io.ReaderAt, h boxHeader, fileSize int64, trackID uint32, de
 			f.KeyFrames++
 		}
 		f.Dur90k += uint64(s.Dur90k)
+		if collect != nil {
+			collect(s)
+		}
 	})
 	if err != nil {
 		return f, errStop
@@ -533,4 +564,39 @@ func (t *trunState) parse(b []byte) error {
 		t.visit(s)
 	}
 	return nil
+}
+
+// scanWindow is how much windowReader reads at once.
+const scanWindow = 8 << 10
+
+// windowReader serves small reads from one cached window of the file, so
+// that a scan costs about one read system call per fragment instead of
+// three. Not safe for concurrent use (each scan has its own).
+type windowReader struct {
+	r    io.ReaderAt
+	size int64
+	buf  []byte
+	off  int64 // file offset of buf[0]
+}
+
+func (w *windowReader) ReadAt(p []byte, off int64) (int, error) {
+	if off >= w.off && off+int64(len(p)) <= w.off+int64(len(w.buf)) {
+		return copy(p, w.buf[off-w.off:]), nil
+	}
+	if len(p) > scanWindow/2 || off < 0 || off >= w.size {
+		return w.r.ReadAt(p, off)
+	}
+	if cap(w.buf) < scanWindow {
+		w.buf = make([]byte, scanWindow)
+	}
+	n := int(min(int64(scanWindow), w.size-off))
+	m, err := w.r.ReadAt(w.buf[:n], off)
+	w.buf, w.off = w.buf[:m], off
+	if m < len(p) {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return copy(p, w.buf), err
+	}
+	return copy(p, w.buf), nil
 }
