@@ -46,19 +46,46 @@ type clipFrame struct {
 	packets [][]byte
 }
 
-// loadClip reads an embedded Annex B fixture and packetizes it once.
-func loadClip(name string, codec media.Codec) (*clip, error) {
+// FixtureFrame is one access unit of an embedded fixture.
+type FixtureFrame struct {
+	NALUs [][]byte
+	Key   bool
+}
+
+// Fixture returns the access units of an embedded fixture ("main.h264",
+// "sub.h264" or "main.h265"), in order, and its parameter sets: material
+// for benchmarks that need real coded video without a camera. The slices
+// share the embedded bytes and must not be modified.
+func Fixture(name string) ([]FixtureFrame, media.ParamSets, error) {
+	codec := media.CodecH264
+	if strings.HasSuffix(name, ".h265") {
+		codec = media.CodecH265
+	}
 	raw, err := fixturesFS.ReadFile("fixtures/" + name)
 	if err != nil {
-		return nil, fmt.Errorf("fixture %s: %w", name, err)
+		return nil, media.ParamSets{}, fmt.Errorf("fixture %s: %w", name, err)
 	}
 	c := &clip{codec: codec}
+	var out []FixtureFrame
+	splitAUs(raw, codec, c.noteParam, func(au [][]byte) {
+		key := false
+		for _, n := range au {
+			key = key || codec == media.CodecH264 && h264.IsKey(n) || codec == media.CodecH265 && h265.IsKey(n)
+		}
+		out = append(out, FixtureFrame{NALUs: au, Key: key})
+	})
+	return out, c.params, nil
+}
+
+// splitAUs groups the NAL units of an Annex B stream into access units
+// and calls fn for each; note sees every NAL unit first.
+func splitAUs(raw []byte, codec media.Codec, note func([]byte), fn func(au [][]byte)) {
 	var au [][]byte
 	flush := func() {
 		if len(au) == 0 {
 			return
 		}
-		c.addFrame(au)
+		fn(au)
 		au = nil
 	}
 	for _, nalu := range h264.SplitAnnexB(raw) {
@@ -71,10 +98,20 @@ func loadClip(name string, codec media.Codec) (*clip, error) {
 		if startsAU(codec, nalu) && hasVCL(codec, au) {
 			flush()
 		}
-		c.noteParam(nalu)
+		note(nalu)
 		au = append(au, nalu)
 	}
 	flush()
+}
+
+// loadClip reads an embedded Annex B fixture and packetizes it once.
+func loadClip(name string, codec media.Codec) (*clip, error) {
+	raw, err := fixturesFS.ReadFile("fixtures/" + name)
+	if err != nil {
+		return nil, fmt.Errorf("fixture %s: %w", name, err)
+	}
+	c := &clip{codec: codec}
+	splitAUs(raw, codec, c.noteParam, c.addFrame)
 	if len(c.frames) == 0 || !c.frames[0].key {
 		return nil, fmt.Errorf("fixture %s: must start with a key frame", name)
 	}

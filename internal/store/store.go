@@ -132,6 +132,9 @@ type Store interface {
 	// Segments returns the segments of a stream overlapping [from, to),
 	// ordered by start time.
 	Segments(ctx context.Context, streamID int64, from, to time.Time) ([]Segment, error)
+	// Segment returns one segment row by ID (ErrNotFound when it does not
+	// exist, including once it is marked garbage).
+	Segment(ctx context.Context, id int64) (Segment, error)
 	// Runs returns the runs of a stream overlapping [from, to), ordered by
 	// start, with End filled from their segments.
 	Runs(ctx context.Context, streamID int64, from, to time.Time) ([]Run, error)

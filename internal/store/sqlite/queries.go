@@ -377,6 +377,22 @@ ORDER BY start_ns, id`, streamID, f, t)
 	return out, nil
 }
 
+// Segment implements store.Store.
+func (s *Store) Segment(ctx context.Context, id int64) (store.Segment, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+segmentCols+` FROM segments WHERE id = ?`, id)
+	if err != nil {
+		return store.Segment{}, fmt.Errorf("segment %d: %w", id, withCtx(ctx, err))
+	}
+	out, err := scanSegments(rows)
+	if err != nil {
+		return store.Segment{}, fmt.Errorf("segment %d: %w", id, withCtx(ctx, err))
+	}
+	if len(out) == 0 {
+		return store.Segment{}, fmt.Errorf("segment %d: %w", id, store.ErrNotFound)
+	}
+	return out[0], nil
+}
+
 // WritingSegments implements store.Store; ordered by ID.
 func (s *Store) WritingSegments(ctx context.Context) ([]store.Segment, error) {
 	rows, err := s.db.QueryContext(ctx,
@@ -511,4 +527,61 @@ FROM deletions WHERE stream_id = ? ORDER BY at_ns, id`, streamID)
 		return nil, fmt.Errorf("deletions of stream %d: %w", streamID, withCtx(ctx, err))
 	}
 	return out, nil
+}
+
+// AddSegments inserts many segment rows in one transaction, in order,
+// setting their IDs: the bulk path for index rebuilds and benchmarks that
+// synthesise large indexes. Every row is checked as AddSegment checks it
+// and must name an existing run of its stream; on any error nothing is
+// inserted. Not part of store.Store.
+func (s *Store) AddSegments(ctx context.Context, segs []store.Segment) error {
+	for i := range segs {
+		if err := checkSegment(&segs[i]); err != nil {
+			return fmt.Errorf("add segments: row %d (%s): %w", i, segs[i].Key, err)
+		}
+	}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `
+INSERT INTO segments (stream_id, run_id, disk, key, start_ns, end_ns, dur90k, wall_dur_ns,
+	start_pts90k, bytes, frames, key_frames, state, codec, width, height)
+SELECT stream_id, id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+FROM runs WHERE id = ? AND stream_id = ?`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		maxExt := map[int64]int64{}
+		for i := range segs {
+			seg := &segs[i]
+			start, end := seg.Start.UnixNano(), seg.End().UnixNano()
+			res, err := stmt.ExecContext(ctx, seg.Disk, seg.Key, start, end, seg.Dur90k, int64(seg.WallDur),
+				seg.StartPTS90k, seg.Bytes, seg.Frames, seg.KeyFrames, seg.State, seg.Codec, seg.Width, seg.Height,
+				seg.RunID, seg.StreamID)
+			if err != nil {
+				return fmt.Errorf("row %d (%s): %w", i, seg.Key, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				return fmt.Errorf("row %d: run %d of stream %d: %w", i, seg.RunID, seg.StreamID, store.ErrNotFound)
+			}
+			if seg.ID, err = res.LastInsertId(); err != nil {
+				return err
+			}
+			maxExt[seg.StreamID] = max(maxExt[seg.StreamID], end-start)
+		}
+		for id, ext := range maxExt {
+			if err := growMaxSeg(ctx, tx, id, ext); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("add segments: %w", err)
+	}
+	for i := range segs {
+		segs[i].Start = segs[i].Start.UTC()
+	}
+	return nil
 }

@@ -278,3 +278,39 @@ func BenchmarkAddUpdateSegment(b *testing.B) {
 		}
 	}
 }
+
+// TestAddSegments checks the bulk insert: rows come back from Segments
+// (so the stream's longest-segment bound grew) and a bad row inserts
+// nothing.
+func TestAddSegments(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, _ := s.Stream(ctx, "cam", "main")
+	t0 := time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)
+	run, _ := s.StartRun(ctx, st.ID, t0)
+	var segs []store.Segment
+	for i := range 1000 {
+		segs = append(segs, store.Segment{StreamID: st.ID, RunID: run.ID, Disk: "d", Key: fmt.Sprintf("k%d", i),
+			Start: t0.Add(time.Duration(i) * 5 * time.Minute), Dur90k: 300 * 90000, WallDur: 5 * time.Minute,
+			State: store.SegmentClosed, Bytes: 10, Codec: "avc1.640028", Width: 1, Height: 1})
+	}
+	if err := s.AddSegments(ctx, segs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Segments(ctx, st.ID, t0.Add(12*time.Hour+time.Minute), t0.Add(12*time.Hour+2*time.Minute))
+	if err != nil || len(got) != 1 || got[0].Key != "k144" || got[0].ID != segs[144].ID {
+		t.Errorf("Segments = %+v, %v; want k144", got, err)
+	}
+	bad := []store.Segment{segs[0], segs[1]}
+	bad[0].Key, bad[1].Key = "new", "k5" // k5 exists: the whole batch fails
+	if err := s.AddSegments(ctx, bad); err == nil {
+		t.Fatal("duplicate key accepted")
+	}
+	if got, _ := s.Segments(ctx, st.ID, t0, t0.Add(time.Minute)); len(got) != 1 {
+		t.Errorf("failed batch left rows: %+v", got)
+	}
+}

@@ -318,6 +318,11 @@ func testSegmentRoundTrip(t *testing.T, s store.Store) {
 	if got[0] != in {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got[0], in)
 	}
+	one := must(s.Segment(ctx, seg.ID))
+	one.Start = in.Start
+	if one != in {
+		t.Errorf("Segment(%d):\n got %+v\nwant %+v", seg.ID, one, in)
+	}
 	dup := in
 	if err := s.AddSegment(ctx, &dup); err == nil {
 		t.Errorf("AddSegment with a (Disk, Key) already in use succeeded")
@@ -553,6 +558,8 @@ func testNotFound(t *testing.T, s store.Store) {
 	_, err = s.Deletions(ctx, bad)
 	nf("Deletions", err)
 	nf("MarkGarbage", s.MarkGarbage(ctx, bad, "x", t0))
+	_, err = s.Segment(ctx, bad)
+	nf("Segment", err)
 	nf("UnmarkGarbage", s.UnmarkGarbage(ctx, "d1", "nope"))
 	// A known stream with nothing in range is not an error.
 	if _, err := s.Segments(ctx, st.ID, t0, t0.Add(time.Hour)); err != nil {
