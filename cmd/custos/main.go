@@ -38,6 +38,7 @@ func commands() []command {
 		{"sim", "serve simulated RTSP cameras", runSim},
 		{"probe", "describe a camera's streams as JSON (optionally receive media for N seconds)", runProbe},
 		{"serve", "record the configured cameras and serve the API", runServe},
+		{"export", "write a camera's time range as an MP4 (from the data directory or a server)", runExport},
 		{"check", "verify recordings against the index (rows, files, sizes, runs)", runCheck},
 		{"bench", "measure performance (bench sim: the simulator's serving cost per stream)", runBench},
 	}

@@ -15,11 +15,13 @@ import (
 	"github.com/custos-nvr/custos/internal/blob"
 	"github.com/custos-nvr/custos/internal/blob/local"
 	"github.com/custos-nvr/custos/internal/config"
+	"github.com/custos-nvr/custos/internal/playback"
 	"github.com/custos-nvr/custos/internal/recorder"
 	"github.com/custos-nvr/custos/internal/retention"
 	"github.com/custos-nvr/custos/internal/rtsp"
 	"github.com/custos-nvr/custos/internal/store"
 	"github.com/custos-nvr/custos/internal/store/sqlite"
+	"github.com/custos-nvr/custos/internal/thumb"
 )
 
 // runServe implements "custos serve --config FILE": record every
@@ -148,7 +150,9 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	s.addr = ln.Addr().String()
-	a := &api.Server{Cameras: cams, Index: idx, Logger: e.log}
+	a := &api.Server{Cameras: cams, Index: idx, Logger: e.log,
+		Playback: &playback.Source{Index: idx, Disks: disks, Cache: playback.NewIndexCache(4 << 20), Logger: e.log},
+		Thumbs:   thumb.New("", 2, 32<<20)}
 	s.http = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go s.http.Serve(ln)
 	return s, nil

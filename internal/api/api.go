@@ -14,8 +14,10 @@ import (
 	"sort"
 	"time"
 
+	"github.com/custos-nvr/custos/internal/playback"
 	"github.com/custos-nvr/custos/internal/recorder"
 	"github.com/custos-nvr/custos/internal/store"
+	"github.com/custos-nvr/custos/internal/thumb"
 )
 
 // Camera is what the API knows about a configured camera.
@@ -31,6 +33,10 @@ type Server struct {
 	Logger  *slog.Logger
 	// MaxRange bounds the time span of one recordings query.
 	MaxRange time.Duration
+	// Playback serves recorded video; nil answers its routes with 503.
+	Playback *playback.Source
+	// Thumbs makes timeline thumbnails; nil answers with 503.
+	Thumbs *thumb.Maker
 }
 
 // Handler returns the HTTP handler for every route.
@@ -42,6 +48,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /api/cameras", s.cameras)
 	mux.HandleFunc("GET /api/cameras/{name}/recordings", s.recordings)
+	s.playbackRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &Error{Status: http.StatusNotFound, Message: "no such API route: " + r.URL.Path})
 	})
@@ -61,10 +68,13 @@ func (e *Error) Error() string { return e.Message }
 // is a 500 whose details go to the log, not the client.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *Error
+	var pe *playback.Error
 	status, msg := http.StatusInternalServerError, "internal error"
 	switch {
 	case errors.As(err, &ae):
 		status, msg = ae.Status, ae.Message
+	case errors.As(err, &pe):
+		status, msg = pe.Status, pe.Message
 	case errors.Is(err, context.Canceled):
 		return
 	case errors.Is(err, store.ErrNotFound):

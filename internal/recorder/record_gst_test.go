@@ -99,6 +99,11 @@ func TestRecordGStreamerRealTime(t *testing.T) {
 				}
 				t.Logf("segment %d: %d frames, %.2f s, %d bytes", i, sg.Frames, float64(sg.Dur90k)/90000, sg.Bytes)
 			}
+			// Playback across the first segment boundary, from mid-GOP in
+			// the run's first segment (with B-frames: composition offsets
+			// through an edit list).
+			checkExport(t, idx, disk, dir, "gst", segs[0].Start.Add(5*time.Second+30*time.Millisecond),
+				segs[1].Start.Add(2*time.Second+20*time.Millisecond), 40*time.Millisecond)
 		})
 	}
 }

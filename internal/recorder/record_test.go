@@ -2,6 +2,7 @@ package recorder_test
 
 import (
 	"context"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"github.com/custos-nvr/custos/internal/blob/local"
 	"github.com/custos-nvr/custos/internal/check"
 	"github.com/custos-nvr/custos/internal/media"
+	"github.com/custos-nvr/custos/internal/playback"
+	"github.com/custos-nvr/custos/internal/playback/playbacktest"
 	"github.com/custos-nvr/custos/internal/recorder"
 	"github.com/custos-nvr/custos/internal/rtsp"
 	"github.com/custos-nvr/custos/internal/sim"
@@ -197,6 +200,11 @@ func TestRecordTenMinutes(t *testing.T) {
 	if rr, err := check.Run(context.Background(), idx2, map[string]blob.Store{"disk1": r.disk}); err != nil || !rr.OK() {
 		t.Errorf("check of the rebuilt index: %+v %v", rr, err)
 	}
+
+	// Playback of what was recorded: from mid-GOP in the second segment
+	// to mid-GOP in the fifth.
+	from := segs[1].Start.Add(13*time.Second + 30*time.Millisecond)
+	checkExport(t, r.idx, r.disk, r.dir, "cam", from, segs[4].Start.Add(7*time.Second+500*time.Millisecond), 40*time.Millisecond)
 }
 
 // TestRecordMainH265 records a minute and a half of the 1080p H.265 main
@@ -219,6 +227,55 @@ func TestRecordMainH265(t *testing.T) {
 		n, errText := testpeer.Decode(t, path)
 		if errText != "" || int64(n) != sg.Frames {
 			t.Errorf("segment %d: decoded %d of %d frames, errors: %s", i, n, sg.Frames, errText)
+		}
+	}
+	checkExport(t, r.idx, r.disk, r.dir, "cam", segs[0].End().Add(-3*time.Second-10*time.Millisecond), segs[1].Start.Add(2*time.Second+20*time.Millisecond), 40*time.Millisecond)
+}
+
+// checkExport exports [from, to) of what camera's main stream recorded, off key
+// frames and across segment boundaries, and checks the file with ffmpeg:
+// the duration is the range within one frame interval, it decodes without
+// errors, and its first frame is the frame the segment file holds at from
+// (counted in display order from the segment's start, so from must lie
+// where the first frame's presentation and decode times agree: any
+// segment without B-frames, or the first of a run).
+func checkExport(t *testing.T, idx store.Store, disk blob.Store, dir, camera string, from, to time.Time, frame time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	src := &playback.Source{Index: idx, Disks: map[string]blob.Store{disk.Name(): disk}}
+	f, err := src.Export(ctx, camera, "main", from, to)
+	if err != nil {
+		t.Fatalf("export %s..%s: %v", from, to, err)
+	}
+	path := filepath.Join(t.TempDir(), "export.mp4")
+	rd := f.Open(context.Background())
+	playbacktest.WriteFile(t, rd, f.Size(), path)
+	rd.Close()
+	st, err := idx.Stream(ctx, camera, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all, err := idx.Segments(ctx, st.ID, from, to); err == nil && len(all) > 0 {
+		if end := all[len(all)-1].End(); end.Before(to) {
+			to = end // the export stops at the last recorded frame
+		}
+	}
+	if d := playbacktest.ProbeDuration(t, path); math.Abs(d-to.Sub(from).Seconds()) > frame.Seconds() {
+		t.Errorf("export %s..%s lasts %.3f s, want %.3f ± %.3f", from, to, d, to.Sub(from).Seconds(), frame.Seconds())
+	}
+	if errText, n := playbacktest.DecodeErrors(t, path); errText != "" || n == 0 {
+		t.Errorf("export: %d frames decoded, ffmpeg said %q", n, errText)
+	}
+	// The frame shown at from, decoded straight from its segment file.
+	segs, err := idx.Segments(ctx, st.ID, from, from.Add(time.Nanosecond))
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("segments at %s: %v %v", from, segs, err)
+	}
+	for _, sg := range segs {
+		k := int(from.Sub(sg.Start) / frame)
+		want := playbacktest.GrayFrame(t, filepath.Join(dir, "disk", filepath.FromSlash(sg.Key)), k)
+		if d := playbacktest.MeanAbsDiff(playbacktest.GrayFrame(t, path, -1), want); d > 0.5 {
+			t.Errorf("export's first frame differs from frame %d of %s by %.2f", k, sg.Key, d)
 		}
 	}
 }

@@ -1,0 +1,233 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/custos-nvr/custos/internal/playback"
+	"github.com/custos-nvr/custos/internal/thumb"
+)
+
+// playbackRoutes registers the routes that serve recorded video.
+func (s *Server) playbackRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/cameras/{name}/export.mp4", s.export)
+	mux.HandleFunc("GET /api/cameras/{name}/fragments.mp4", s.fragments)
+	mux.HandleFunc("GET /api/cameras/{name}/playback.m3u8", s.playlist)
+	mux.HandleFunc("GET /api/cameras/{name}/segments/{id}/init.mp4", s.segmentInit)
+	mux.HandleFunc("GET /api/cameras/{name}/segments/{id}/frags.m4s", s.segmentFrags)
+	mux.HandleFunc("GET /api/cameras/{name}/thumbnail.jpg", s.thumbnail)
+}
+
+// cameraStream resolves {name} and ?stream= (main by default) of a
+// request, or writes the error and returns ok false.
+func (s *Server) cameraStream(w http.ResponseWriter, r *http.Request) (camera, stream string, ok bool) {
+	name := r.PathValue("name")
+	cam, found := s.camera(name)
+	if !found {
+		s.writeError(w, r, &Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no camera named %q", name)})
+		return "", "", false
+	}
+	stream = r.URL.Query().Get("stream")
+	if stream == "" {
+		stream = "main"
+	}
+	if stream != "main" && !(stream == "sub" && len(cam.Streams) > 1) {
+		s.writeError(w, r, &Error{Status: http.StatusNotFound, Message: fmt.Sprintf("camera %q has no stream %q", name, stream)})
+		return "", "", false
+	}
+	if s.Playback == nil {
+		s.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Message: "playback is not configured"})
+		return "", "", false
+	}
+	return name, stream, true
+}
+
+// serveFile sends a virtual file with Range, If-Range, If-None-Match and
+// HEAD handled by http.ServeContent. A segment deleted while the body is
+// being sent cuts the response short (the client sees a short body).
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, f *playback.File, attachment bool) {
+	h := w.Header()
+	h.Set("Content-Type", f.ContentType)
+	if f.ETag != "" {
+		h.Set("ETag", f.ETag)
+	}
+	h.Set("Cache-Control", "private, no-cache")
+	if !f.From.IsZero() {
+		h.Set("X-Custos-From", f.From.UTC().Format(time.RFC3339Nano))
+		h.Set("X-Custos-To", f.To.UTC().Format(time.RFC3339Nano))
+	}
+	if attachment {
+		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": f.Name}))
+	}
+	rd := f.Open(r.Context())
+	defer rd.Close()
+	http.ServeContent(w, r, f.Name, f.ModTime, rd)
+}
+
+func (s *Server) export(w http.ResponseWriter, r *http.Request) {
+	cam, stream, ok := s.cameraStream(w, r)
+	if !ok {
+		return
+	}
+	from, to, err := parseRange(r, 0)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	f, err := s.Playback.Export(r.Context(), cam, stream, from, to)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.serveFile(w, r, f, r.URL.Query().Get("download") != "")
+}
+
+func (s *Server) fragments(w http.ResponseWriter, r *http.Request) {
+	cam, stream, ok := s.cameraStream(w, r)
+	if !ok {
+		return
+	}
+	from, to, err := parseRange(r, 0)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	f, err := s.Playback.Fragments(r.Context(), cam, stream, from, to)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.serveFile(w, r, f, false)
+}
+
+func (s *Server) playlist(w http.ResponseWriter, r *http.Request) {
+	cam, stream, ok := s.cameraStream(w, r)
+	if !ok {
+		return
+	}
+	from, to, err := parseRange(r, 0)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	pl, err := s.Playback.Playlist(r.Context(), cam, stream, from, to)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/vnd.apple.mpegurl")
+	h.Set("Cache-Control", "private, no-cache")
+	h.Set("ETag", pl.ETag)
+	h.Set("X-Custos-From", pl.From.UTC().Format(time.RFC3339Nano))
+	h.Set("X-Custos-To", pl.To.UTC().Format(time.RFC3339Nano))
+	if match := r.Header.Get("If-None-Match"); match != "" && match == pl.ETag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Write(pl.Body)
+}
+
+// segmentID parses {id} and the optional first/n query of a segment route.
+func segmentID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("segment id %q is not a positive integer", r.PathValue("id"))}
+	}
+	return id, nil
+}
+
+func (s *Server) segmentInit(w http.ResponseWriter, r *http.Request) {
+	cam, stream, ok := s.cameraStream(w, r)
+	if !ok {
+		return
+	}
+	id, err := segmentID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	f, err := s.Playback.SegmentInit(r.Context(), cam, stream, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.serveFile(w, r, f, false)
+}
+
+func (s *Server) segmentFrags(w http.ResponseWriter, r *http.Request) {
+	cam, stream, ok := s.cameraStream(w, r)
+	if !ok {
+		return
+	}
+	id, err := segmentID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	first, err1 := strconv.Atoi(q.Get("first"))
+	n, err2 := strconv.Atoi(q.Get("n"))
+	if err1 != nil || err2 != nil || first < 0 || n <= 0 {
+		s.writeError(w, r, &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("first=%q and n=%q must be integers, first ≥ 0 and n ≥ 1", q.Get("first"), q.Get("n"))})
+		return
+	}
+	f, err := s.Playback.SegmentFragments(r.Context(), cam, stream, id, first, n)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.serveFile(w, r, f, false)
+}
+
+func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request) {
+	cam, stream, ok := s.cameraStream(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	at, err := time.Parse(time.RFC3339Nano, q.Get("at"))
+	if err != nil {
+		s.writeError(w, r, &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("at=%q is not an RFC 3339 time", q.Get("at"))})
+		return
+	}
+	width := 0
+	if v := q.Get("width"); v != "" {
+		if width, err = strconv.Atoi(v); err != nil || width < 16 || width > thumb.MaxWidth {
+			s.writeError(w, r, &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("width=%q must be an integer from 16 to %d", v, thumb.MaxWidth)})
+			return
+		}
+	}
+	if s.Thumbs == nil {
+		s.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Message: "thumbnails are not configured"})
+		return
+	}
+	kf, err := s.Playback.KeyFrame(r.Context(), cam, stream, at)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	etag := `"` + kf.ID + "-" + strconv.Itoa(width) + `"`
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	jpeg, err := s.Thumbs.JPEG(r.Context(), kf.Codec, kf.AnnexB, kf.ID, width)
+	if errors.Is(err, thumb.ErrNoDecoder) {
+		s.writeError(w, r, &Error{Status: http.StatusServiceUnavailable, Message: err.Error()})
+		return
+	} else if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "image/jpeg")
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", "private, max-age=3600")
+	h.Set("X-Custos-Frame-Time", kf.At.UTC().Format(time.RFC3339Nano))
+	w.Write(jpeg)
+}

@@ -1,0 +1,135 @@
+package playback
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/custos-nvr/custos/internal/blob"
+	"github.com/custos-nvr/custos/internal/mp4"
+)
+
+// Export returns a progressive MP4 (moov first) of [from, to) of a
+// camera's stream, built from the index and the stored fragments without
+// copying them: the media bytes are the recorded bytes.
+//
+// The file starts exactly at from even mid-GOP: frames back to the key
+// frame are included and hidden by an edit list. to is clipped to the last
+// recorded frame and from to the first. A range that spans a gap still
+// exports: the last frame before the gap stays on screen for the length
+// of the gap, so the file's timeline matches the wall clock. It fails with
+// a 400 *Error for a reversed or overlong range and a 404 *Error when the
+// range holds no video; it reads the index and each segment's moofs.
+func (s *Source) Export(ctx context.Context, camera, stream string, from, to time.Time) (*File, error) {
+	sel, err := s.selectRange(ctx, camera, stream, from, to, "mp4")
+	if err != nil {
+		return nil, err
+	}
+	return buildExport(sel, s.Disks)
+}
+
+func buildExport(sel *selection, disks map[string]blob.Store) (*File, error) {
+	f := &File{
+		Name:        exportName(sel, "mp4"),
+		ContentType: "video/mp4",
+		From:        sel.from, To: sel.to,
+		ETag:  sel.etag,
+		disks: disks,
+	}
+	m := &mp4.Movie{}
+	type chunk struct {
+		disk, key string
+		off, n    int64
+	}
+	var chunks []chunk
+	// The file's timeline is the wall clock from the first included
+	// sample: each sample's decode time is its wall time (the run's clock
+	// correction applied, docs/time.md) in ticks from there. A gap between
+	// runs thus lengthens the last sample before it, and the file lasts
+	// exactly as long as the wall-clock range.
+	anchor := toWall(&sel.segs[0].seg, sel.segs[0].samples[sel.startSample].dts90k)
+	outDTS := func(x *segIndex, local90k int64) int64 { return ticks(toWall(&x.seg, local90k).Sub(anchor)) }
+	var dts []int64
+	var editStart, editEnd int64
+	for j, x := range sel.segs {
+		lo, hi := sel.bounds(j)
+		entry := -1
+		for e, b := range m.Entries {
+			if bytes.Equal(b, x.entry) {
+				entry = e
+			}
+		}
+		if entry < 0 {
+			entry = len(m.Entries)
+			m.Entries = append(m.Entries, x.entry)
+			if m.Width == 0 {
+				m.Width, m.Height = x.track.Width, x.track.Height
+			}
+		}
+		if x.seg.Start.After(f.ModTime) {
+			f.ModTime = x.seg.Start
+		}
+		for i := lo; i < hi; i++ {
+			sm := &x.samples[i]
+			d := outDTS(x, sm.dts90k)
+			if n := len(dts); n > 0 && d <= dts[n-1] {
+				d = dts[n-1] + 1 // never reorder decode times
+			}
+			if j == 0 && i == sel.shown {
+				editStart = d + int64(sm.cts90k)
+			}
+			dts = append(dts, d)
+			m.Samples = append(m.Samples, mp4.MovieSample{Dur90k: sm.dur90k, Size: sm.size, CTSOffset90k: sm.cts90k,
+				Key: sm.key, Entry: entry})
+			// A chunk is a run of samples back to back in one fragment.
+			if l := len(chunks); i > lo && sm.frag == x.samples[i-1].frag && l > 0 &&
+				chunks[l-1].key == x.seg.Key && chunks[l-1].off+chunks[l-1].n == sm.off {
+				chunks[l-1].n += int64(sm.size)
+				m.Chunks[l-1]++
+				continue
+			}
+			chunks = append(chunks, chunk{disk: x.seg.Disk, key: x.seg.Key, off: sm.off, n: int64(sm.size)})
+			m.Chunks = append(m.Chunks, 1)
+		}
+		if j == len(sel.segs)-1 {
+			editEnd = outDTS(x, sel.toPTS90k)
+			last := &x.samples[hi-1]
+			m.Samples[len(m.Samples)-1].Dur90k = uint32(max(1, outDTS(x, last.dts90k+int64(last.dur90k))-dts[len(dts)-1]))
+		}
+	}
+	for i := 0; i+1 < len(dts); i++ {
+		// Up to 13 h (the largest sample duration); a longer gap shortens.
+		m.Samples[i].Dur90k = uint32(min(dts[i+1]-dts[i], math.MaxUint32))
+	}
+	m.EditMediaTime90k = editStart
+	m.EditDur90k = editEnd - editStart
+	if m.EditDur90k <= 0 {
+		return nil, noVideo("no recorded video of %s/%s in range", sel.camera, sel.stream)
+	}
+	m.CreationTime = sel.from
+	hdr, err := mp4.AppendMovieHeader(nil, m)
+	if err != nil {
+		return nil, fmt.Errorf("export %s/%s: %w", sel.camera, sel.stream, err)
+	}
+	f.addMem(hdr)
+	for _, c := range chunks {
+		f.addRange(c.disk, c.key, c.off, c.n)
+	}
+	return f, nil
+}
+
+// exportName suggests a file name: camera, stream and the UTC range.
+func exportName(sel *selection, ext string) string {
+	const layout = "20060102T150405Z"
+	name := fmt.Sprintf("%s-%s-%s-%s.%s", sel.camera, sel.stream,
+		sel.from.UTC().Format(layout), sel.to.UTC().Format(layout), ext)
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == '"' || r == '/' || r == '\\' || r > 0x7e {
+			return '_'
+		}
+		return r
+	}, name)
+}

@@ -1,0 +1,217 @@
+package playback
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/custos-nvr/custos/internal/blob"
+)
+
+// part is one piece of a virtual file: bytes held in memory, or a range of
+// a stored segment file.
+type part struct {
+	outOff int64  // offset in the virtual file
+	mem    []byte // when non-nil, the bytes themselves
+	disk   string
+	key    string
+	off, n int64 // file range when mem is nil
+}
+
+func (p *part) size() int64 {
+	if p.mem != nil {
+		return int64(len(p.mem))
+	}
+	return p.n
+}
+
+// File is a virtual file: an MP4 assembled from generated headers and
+// ranges of stored segment files, never materialised. Its metadata is
+// immutable; read it with Open. Safe for concurrent use.
+type File struct {
+	// Name is a suggested file name (for Content-Disposition).
+	Name string
+	// ContentType is the MIME type of the bytes.
+	ContentType string
+	// From and To are the wall-clock range the file covers.
+	From, To time.Time
+	// ETag is a strong entity tag (quoted): equal tags mean equal bytes.
+	ETag string
+	// ModTime is the newest segment start in the file (Last-Modified).
+	ModTime time.Time
+
+	size  int64
+	parts []part
+	disks map[string]blob.Store
+}
+
+// Size returns the length of the file in bytes.
+func (f *File) Size() int64 { return f.size }
+
+// add appends a part.
+func (f *File) addMem(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	f.parts = append(f.parts, part{outOff: f.size, mem: b})
+	f.size += int64(len(b))
+}
+
+func (f *File) addRange(disk, key string, off, n int64) {
+	if n <= 0 {
+		return
+	}
+	if l := len(f.parts); l > 0 {
+		if p := &f.parts[l-1]; p.mem == nil && p.disk == disk && p.key == key && p.off+p.n == off {
+			p.n += n
+			f.size += n
+			return
+		}
+	}
+	f.parts = append(f.parts, part{outOff: f.size, disk: disk, key: key, off: off, n: n})
+	f.size += n
+}
+
+// Open returns a reader of the file's bytes. Stored files are opened as
+// the reader reaches them and closed by Close. Reads fail with a wrapped
+// ErrMissingFile when a segment file vanished (retention deleted it) or
+// shrank since the file was planned.
+func (f *File) Open(ctx context.Context) *Reader {
+	return &Reader{f: f, ctx: ctx, open: map[string]blob.Reader{}}
+}
+
+// Reader reads a File. It implements io.ReadSeeker (for http.ServeContent)
+// and io.ReaderAt. Not safe for concurrent use.
+type Reader struct {
+	f    *File
+	ctx  context.Context
+	pos  int64
+	open map[string]blob.Reader // by disk + "\x00" + key
+}
+
+// Read implements io.Reader.
+func (r *Reader) Read(p []byte) (int, error) {
+	n, err := r.ReadAt(p, r.pos)
+	r.pos += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+// Seek implements io.Seeker.
+func (r *Reader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.pos
+	case io.SeekEnd:
+		offset += r.f.size
+	default:
+		return r.pos, errors.New("playback: bad whence")
+	}
+	if offset < 0 {
+		return r.pos, errors.New("playback: seek before start")
+	}
+	r.pos = offset
+	return offset, nil
+}
+
+// ReadAt implements io.ReaderAt.
+func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
+	if off >= r.f.size {
+		return 0, io.EOF
+	}
+	parts := r.f.parts
+	i := sort.Search(len(parts), func(i int) bool { return parts[i].outOff+parts[i].size() > off })
+	n := 0
+	for ; i < len(parts) && n < len(p); i++ {
+		pt := &parts[i]
+		in := off + int64(n) - pt.outOff
+		want := min(int64(len(p)-n), pt.size()-in)
+		dst := p[n : n+int(want)]
+		if pt.mem != nil {
+			copy(dst, pt.mem[in:])
+		} else if err := r.readFile(pt, dst, pt.off+in); err != nil {
+			return n, err
+		}
+		n += int(want)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (r *Reader) readFile(pt *part, dst []byte, off int64) error {
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	k := pt.disk + "\x00" + pt.key
+	br := r.open[k]
+	if br == nil {
+		disk := r.f.disks[pt.disk]
+		if disk == nil {
+			return fmt.Errorf("%w: disk %q is not configured", ErrMissingFile, pt.disk)
+		}
+		var err error
+		if br, err = disk.Open(r.ctx, pt.key); err != nil {
+			if errors.Is(err, blob.ErrNotExist) {
+				return fmt.Errorf("%s on %s: %w", pt.key, pt.disk, ErrMissingFile)
+			}
+			return fmt.Errorf("open %s on %s: %w", pt.key, pt.disk, err)
+		}
+		// Keep a handful open: a long export walks through many files.
+		if len(r.open) >= 8 {
+			r.closeAll()
+		}
+		r.open[k] = br
+	}
+	m, err := br.ReadAt(dst, off)
+	if m < len(dst) {
+		if err == nil || errors.Is(err, io.EOF) {
+			return fmt.Errorf("%s on %s is shorter than planned: %w", pt.key, pt.disk, ErrMissingFile)
+		}
+		return fmt.Errorf("read %s on %s: %w", pt.key, pt.disk, err)
+	}
+	return nil
+}
+
+func (r *Reader) closeAll() {
+	for k, br := range r.open {
+		br.Close()
+		delete(r.open, k)
+	}
+}
+
+// Close closes the stored files the reader opened.
+func (r *Reader) Close() error {
+	r.closeAll()
+	return nil
+}
+
+// WriteTo implements io.WriterTo: it copies the rest of the file with one
+// buffer per call, the fast path for io.Copy of a whole export.
+func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, 1<<20)
+	var total int64
+	for r.pos < r.f.size {
+		n, err := r.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			break
+		} else if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
