@@ -18,13 +18,17 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "record" {
 		return runBenchRecord(ctx, e, args[1:])
 	}
+	if len(args) > 0 && args[0] == "playback" {
+		return runBenchPlayback(ctx, e, args[1:])
+	}
 	if len(args) == 0 || args[0] != "sim" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			fmt.Fprintln(e.stdout, "Usage: custos bench sim [--streams N] [--seconds S] [--sub] [--codec h264|h265] [--transport tcp|udp]")
 			fmt.Fprintln(e.stdout, "       custos bench record [--cameras N] [--seconds S] [--baseline ffmpeg]")
+			fmt.Fprintln(e.stdout, "       custos bench playback [--cameras N] [--days D] [--requests R] [--dir DIR]")
 			return flag.ErrHelp
 		}
-		return fmt.Errorf("%w: want 'custos bench sim' or 'custos bench record'", errUsage)
+		return fmt.Errorf("%w: want 'custos bench sim', 'custos bench record' or 'custos bench playback'", errUsage)
 	}
 	fs := flag.NewFlagSet("bench sim", flag.ContinueOnError)
 	streams := fs.Int("streams", 50, "concurrent RTSP sessions, one per simulated camera")
@@ -70,6 +74,31 @@ func runBenchRecord(ctx context.Context, e *env, args []string) error {
 	}
 	res, err := bench.Record(ctx, bench.RecordOptions{Exe: exe, Cameras: *cameras,
 		Duration: time.Duration(*seconds * float64(time.Second)), Baseline: *baseline, Progress: e.stderr})
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
+}
+
+// runBenchPlayback implements "custos bench playback": time to first byte
+// of exports and playlists over a large synthetic index, and export
+// throughput against cat.
+func runBenchPlayback(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("bench playback", flag.ContinueOnError)
+	cameras := fs.Int("cameras", 100, "cameras in the synthetic index")
+	days := fs.Int("days", 30, "days of one-minute segments per camera")
+	requests := fs.Int("requests", 1000, "random ranges to time")
+	rangeMin := fs.Float64("range-minutes", 10, "length of each timed range")
+	exportMin := fs.Float64("export-minutes", 60, "length of the range exported for the throughput comparison")
+	dir := fs.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
+	if err := parseNoArgs(e, fs, args, "bench playback [--cameras N] [--days D] [--requests R] [--range-minutes M] [--export-minutes M] [--dir DIR]"); err != nil {
+		return err
+	}
+	res, err := bench.Playback(ctx, bench.PlaybackOptions{Dir: *dir, Cameras: *cameras, Days: *days, Requests: *requests,
+		Range: time.Duration(*rangeMin * float64(time.Minute)), Files: 4,
+		ExportRange: time.Duration(*exportMin * float64(time.Minute)), Seed: 1, Log: e.stderr})
 	if err != nil {
 		return err
 	}

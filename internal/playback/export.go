@@ -45,17 +45,31 @@ func buildExport(sel *selection, disks map[string]blob.Store) (*File, error) {
 		off, n    int64
 	}
 	var chunks []chunk
-	// The file's timeline is the wall clock from the first included
-	// sample: each sample's decode time is its wall time (the run's clock
-	// correction applied, docs/time.md) in ticks from there. A gap between
-	// runs thus lengthens the last sample before it, and the file lasts
-	// exactly as long as the wall-clock range.
-	anchor := toWall(&sel.segs[0].seg, sel.segs[0].samples[sel.startSample].dts90k)
-	outDTS := func(x *segIndex, local90k int64) int64 { return ticks(toWall(&x.seg, local90k).Sub(anchor)) }
-	var dts []int64
-	var editStart, editEnd int64
+	// The file's timeline is the camera's media time within a run (frame
+	// durations exactly as recorded, so players see the camera's steady
+	// frame rate) and the wall clock across gaps between runs: the last
+	// sample before a gap lasts until the next run starts. The file thus
+	// lasts the wall-clock range to within the run's clock correction
+	// (at most 500 ppm, docs/time.md).
+	var outDTS, editStart, editEnd int64
 	for j, x := range sel.segs {
 		lo, hi := sel.bounds(j)
+		if j > 0 {
+			if gap := ticks(x.seg.Start.Sub(segEnd(sel.segs[j-1]))); gap > 0 && len(m.Samples) > 0 {
+				// Up to 13 h (the largest sample duration); longer gaps shorten.
+				last := &m.Samples[len(m.Samples)-1]
+				add := min(gap, math.MaxUint32-int64(last.Dur90k))
+				last.Dur90k += uint32(add)
+				outDTS += add
+			}
+		}
+		shift := outDTS - x.samples[lo].dts90k // output time minus segment-local time
+		if j == 0 {
+			editStart = x.samples[sel.shown].pts90k() + shift
+		}
+		if j == len(sel.segs)-1 {
+			editEnd = sel.toPTS90k + shift
+		}
 		entry := -1
 		for e, b := range m.Entries {
 			if bytes.Equal(b, x.entry) {
@@ -74,16 +88,9 @@ func buildExport(sel *selection, disks map[string]blob.Store) (*File, error) {
 		}
 		for i := lo; i < hi; i++ {
 			sm := &x.samples[i]
-			d := outDTS(x, sm.dts90k)
-			if n := len(dts); n > 0 && d <= dts[n-1] {
-				d = dts[n-1] + 1 // never reorder decode times
-			}
-			if j == 0 && i == sel.shown {
-				editStart = d + int64(sm.cts90k)
-			}
-			dts = append(dts, d)
 			m.Samples = append(m.Samples, mp4.MovieSample{Dur90k: sm.dur90k, Size: sm.size, CTSOffset90k: sm.cts90k,
 				Key: sm.key, Entry: entry})
+			outDTS += int64(sm.dur90k)
 			// A chunk is a run of samples back to back in one fragment.
 			if l := len(chunks); i > lo && sm.frag == x.samples[i-1].frag && l > 0 &&
 				chunks[l-1].key == x.seg.Key && chunks[l-1].off+chunks[l-1].n == sm.off {
@@ -94,15 +101,6 @@ func buildExport(sel *selection, disks map[string]blob.Store) (*File, error) {
 			chunks = append(chunks, chunk{disk: x.seg.Disk, key: x.seg.Key, off: sm.off, n: int64(sm.size)})
 			m.Chunks = append(m.Chunks, 1)
 		}
-		if j == len(sel.segs)-1 {
-			editEnd = outDTS(x, sel.toPTS90k)
-			last := &x.samples[hi-1]
-			m.Samples[len(m.Samples)-1].Dur90k = uint32(max(1, outDTS(x, last.dts90k+int64(last.dur90k))-dts[len(dts)-1]))
-		}
-	}
-	for i := 0; i+1 < len(dts); i++ {
-		// Up to 13 h (the largest sample duration); a longer gap shortens.
-		m.Samples[i].Dur90k = uint32(min(dts[i+1]-dts[i], math.MaxUint32))
 	}
 	m.EditMediaTime90k = editStart
 	m.EditDur90k = editEnd - editStart

@@ -32,6 +32,8 @@ type segmentFile struct {
 	// durSinceStart90k is the media time written so far (sum of sample
 	// durations), the base decode time of the next fragment.
 	durSinceStart90k int64
+	// index collects the sample tables appended when the file closes.
+	index mp4.SampleIndexWriter
 }
 
 // SegmentMeta is the JSON a segment file carries in its metadata box (see
@@ -97,6 +99,7 @@ func (s *segmentFile) appendFragment(ctx context.Context, samples []mp4.Sample, 
 		return nil
 	}
 	s.fragSeq++
+	offset := s.seg.Bytes + s.unsyncedBytes
 	// Header and data in two writes: the sample data is never copied.
 	s.buf = mp4.AppendFragmentHeader(s.buf[:0], s.fragSeq, uint64(s.durSinceStart90k), samples, len(data))
 	_, err := s.w.Write(s.buf)
@@ -112,6 +115,7 @@ func (s *segmentFile) appendFragment(ctx context.Context, samples []mp4.Sample, 
 	for _, sm := range samples {
 		s.durSinceStart90k += int64(sm.Dur90k)
 	}
+	s.index.AddFragment(offset, len(s.buf), samples)
 	s.unsyncedBytes += int64(len(s.buf) + len(data))
 	s.unsyncedFrames += int64(len(samples))
 	s.unsyncedKeys += int64(keys)
@@ -144,10 +148,24 @@ func (s *segmentFile) sync(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// close syncs, marks the row closed with its final wall duration, and
-// releases the file.
+// close appends the sample index, syncs, marks the row closed with its
+// final wall duration, and releases the file. The index only speeds up
+// playback: when it cannot be written (a full disk) the file closes
+// without it.
 func (s *segmentFile) close(ctx context.Context, wallDur time.Duration, now time.Time) error {
 	s.dirty = true
+	if s.index.Fragments() > 0 {
+		end := s.seg.Bytes + s.unsyncedBytes
+		s.buf = s.index.AppendBox(s.buf[:0])
+		if _, err := s.w.Write(s.buf); err != nil {
+			if terr := s.w.Truncate(end); terr != nil {
+				s.w.Close()
+				return fmt.Errorf("close segment %s: cut a partly written sample index: %w", s.seg.Key, terr)
+			}
+		} else {
+			s.unsyncedBytes += int64(len(s.buf))
+		}
+	}
 	if err := s.w.Sync(); err != nil {
 		s.w.Close()
 		return fmt.Errorf("sync segment %s: %w", s.seg.Key, err)

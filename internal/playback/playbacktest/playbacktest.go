@@ -172,6 +172,7 @@ func (rc *Recording) AddRun(t testing.TB, start time.Time, n, segFrames int) {
 			t.Fatal(err)
 		}
 		file := append([]byte(nil), init...)
+		var index mp4.SampleIndexWriter
 		var samples []mp4.Sample
 		var data []byte
 		var base uint64
@@ -181,7 +182,9 @@ func (rc *Recording) AddRun(t testing.TB, start time.Time, n, segFrames int) {
 				return
 			}
 			seq++
+			off := len(file)
 			file = mp4.AppendFragment(file, seq, base, samples, data)
+			index.AddFragment(int64(off), len(file)-off-len(data), samples)
 			base += uint64(len(samples)) * Frame90k
 			samples, data = nil, nil
 		}
@@ -203,6 +206,7 @@ func (rc *Recording) AddRun(t testing.TB, start time.Time, n, segFrames int) {
 			}
 		}
 		flush()
+		file = index.AppendBox(file) // as the recorder closes a segment
 		w, err := rc.disk.Create(ctx, seg.Key)
 		if err != nil {
 			t.Fatal(err)
