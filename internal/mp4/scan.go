@@ -180,8 +180,11 @@ func ScanFile(r io.ReaderAt, size int64) (*FileInfo, error) {
 // ScanFileSamples is ScanFile that also calls visit for every sample of
 // every complete fragment, in file order, with the fragment's index in
 // FileInfo.Fragments. Samples of a fragment are visited only once the whole
-// fragment has parsed, so a torn last fragment visits nothing. It reads no
-// more than ScanFile (the moofs it already reads carry the samples).
+// fragment has parsed, so a torn last fragment visits nothing. When the
+// file ends with a sample index (SampleIndexWriter) that agrees with its
+// layout, the samples come from it in two reads, the fragments are not
+// read, and their Seq and MoofSize are zero; otherwise it reads what
+// ScanFile reads (the moofs carry the samples).
 func ScanFileSamples(r io.ReaderAt, size int64, visit func(frag int, s SampleInfo)) (*FileInfo, error) {
 	return scanFile(r, size, visit)
 }
@@ -196,6 +199,12 @@ func scanFile(r io.ReaderAt, size int64, visit func(frag int, s SampleInfo)) (*F
 	info, err := scanInit(r, size)
 	if err != nil {
 		return nil, fmt.Errorf("mp4 scan: init segment: %w", err)
+	}
+	if visit != nil {
+		// A closed segment carries its sample tables at the end.
+		if readSampleIndex(r, size, info, visit) == nil {
+			return info, nil
+		}
 	}
 	off := info.InitEnd
 	skipped := 0
