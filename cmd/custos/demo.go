@@ -5,24 +5,30 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
+	"github.com/custos-nvr/custos/internal/config"
 	"github.com/custos-nvr/custos/internal/probe"
 	"github.com/custos-nvr/custos/internal/rtsp"
 	"github.com/custos-nvr/custos/internal/sim"
 )
 
-// runDemo implements "custos demo": today the camera simulator plus a probe
-// of every simulated stream; recording and the web UI join as they land.
+// runDemo implements "custos demo": the camera simulator, a probe of every
+// simulated stream, then (unless --once) custos serve recording every
+// simulated camera into a data directory, with its API on 127.0.0.1.
 func runDemo(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	cameras := fs.Int("cameras", 4, "number of simulated cameras")
 	listen := fs.String("listen", "127.0.0.1:8554", "RTSP address for the simulated cameras (a free port is used if this one is taken)")
 	seconds := fs.Float64("seconds", 2, "how long to receive from each stream when probing")
-	once := fs.Bool("once", false, "exit after the probe instead of serving until interrupted")
-	if err := parseNoArgs(e, fs, args, "demo [--cameras N] [--once]"); err != nil {
+	once := fs.Bool("once", false, "exit after the probe instead of recording and serving until interrupted")
+	httpAddr := fs.String("http", "127.0.0.1:8080", "address of the API (a free port is used if this one is taken)")
+	dataDir := fs.String("data", "", "data directory to record into (default: a temporary one, removed at exit)")
+	if err := parseNoArgs(e, fs, args, "demo [--cameras N] [--once] [--http ADDR] [--data DIR]"); err != nil {
 		return err
 	}
 	s, err := sim.New(sim.Options{Cameras: *cameras, Logger: e.log})
@@ -90,11 +96,73 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if *once {
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "\nServing until interrupted (Ctrl-C). Try: go run ./cmd/custos probe --seconds 5 rtsp://%s/cam1\n", addr)
+	srv, cleanup, err := startDemoServer(ctx, e, addr, *cameras, *httpAddr, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	base := "http://" + srv.addr
+	now := time.Now().UTC().Truncate(time.Second)
+	fmt.Fprintf(e.stdout, `
+Recording every camera into %s; the API is at %s (Ctrl-C stops).
+  cameras:     curl -s %s/api/cameras
+  recordings:  curl -s "%s/api/cameras/cam1/recordings?from=%s&to=%s"
+  after a minute, export it, play it as HLS, or see a frame:
+    curl -o cam1.mp4 "%s/api/cameras/cam1/export.mp4?from=%s&to=%s"
+    ffplay "%s/api/cameras/cam1/playback.m3u8?from=%s&to=%s"
+    curl -o cam1.jpg "%s/api/cameras/cam1/thumbnail.jpg?width=640&at=%s"
+  probe a camera: go run ./cmd/custos probe --seconds 5 rtsp://%s/cam1
+`, srv.dataDir, base, base, base, now.Format(time.RFC3339), now.Add(24*time.Hour).Format(time.RFC3339),
+		base, now.Format(time.RFC3339), now.Add(time.Minute).Format(time.RFC3339),
+		base, now.Format(time.RFC3339), now.Add(time.Minute).Format(time.RFC3339),
+		base, now.Add(30*time.Second).Format(time.RFC3339), addr)
 	select {
 	case <-ctx.Done():
 		return nil
 	case err := <-errc:
 		return err
 	}
+}
+
+// startDemoServer records the simulated cameras at simAddr with the
+// server of custos serve. Without dataDir it records into a temporary
+// directory that cleanup removes.
+func startDemoServer(ctx context.Context, e *env, simAddr string, cameras int, httpAddr, dataDir string) (*server, func(), error) {
+	removeData := false
+	if dataDir == "" {
+		d, err := os.MkdirTemp("", "custos-demo-")
+		if err != nil {
+			return nil, nil, err
+		}
+		dataDir, removeData = d, true
+	}
+	if ln, err := net.Listen("tcp", httpAddr); err != nil {
+		e.log.Info("demo: API address taken, using a free port", "http", httpAddr, "err", err)
+		httpAddr = "127.0.0.1:0"
+	} else {
+		ln.Close()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: %q\ndata_dir: %q\nfsync_interval: 2s\ncameras:\n", httpAddr, dataDir)
+	for k := 1; k <= cameras; k++ {
+		fmt.Fprintf(&b, "  - {name: cam%d, url: \"rtsp://%s/cam%d\", sub_url: \"rtsp://%s/cam%d/sub\"}\n", k, simAddr, k, simAddr, k)
+	}
+	cfg, err := config.Parse([]byte(b.String()), "demo", nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo configuration: %w", err)
+	}
+	srv, err := startServer(ctx, e, cfg)
+	if err != nil {
+		if removeData {
+			os.RemoveAll(dataDir)
+		}
+		return nil, nil, err
+	}
+	srv.dataDir = dataDir
+	return srv, func() {
+		srv.stop()
+		if removeData {
+			os.RemoveAll(dataDir)
+		}
+	}, nil
 }

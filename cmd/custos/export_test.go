@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +116,63 @@ cameras:
 	}
 	if _, err := os.Stat(filepath.Join(dir, "x")); err == nil {
 		t.Errorf("a failed export left its output file")
+	}
+}
+
+// TestDemoRecordsAndExports runs custos demo as a newcomer would: it
+// records the simulated cameras, and what its printed URLs name can be
+// exported a few seconds later; its temporary data directory is gone
+// after it stops.
+func TestDemoRecordsAndExports(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, &env{stdout: out, stderr: io.Discard},
+			[]string{"demo", "--cameras", "1", "--seconds", "1", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"})
+	}()
+	var base, dataDir string
+	deadline := time.Now().Add(30 * time.Second)
+	for base == "" {
+		if m := regexp.MustCompile(`Recording every camera into (\S+); the API is at (http://\S+) `).FindStringSubmatch(out.String()); m != nil {
+			dataDir, base = m[1], m[2]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("demo did not start serving:\n%s", out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	start := time.Now().UTC()
+	var rec struct{ Runs []struct{ Bytes int64 } }
+	for {
+		u := base + "/api/cameras/cam1/recordings?from=" + start.Add(-time.Hour).Format(time.RFC3339) + "&to=" + start.Add(time.Hour).Format(time.RFC3339)
+		getJSON(t, u, &rec)
+		if len(rec.Runs) > 0 && rec.Runs[0].Bytes > 500_000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo records nothing: %+v", rec)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	u := base + "/api/cameras/cam1/export.mp4?from=" + start.Add(-time.Minute).Format(time.RFC3339) + "&to=" + time.Now().UTC().Format(time.RFC3339Nano)
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "demo.mp4")
+	pt.WriteFile(t, resp.Body, resp.ContentLength, path)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("export: %s", resp.Status)
+	}
+	if errText, n := pt.DecodeErrors(t, path); errText != "" || n < 25 {
+		t.Errorf("demo export: %d frames, ffmpeg said %q", n, errText)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("demo exit %d:\n%s", code, out.String())
+	}
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Errorf("demo left its data directory %s: %v", dataDir, err)
 	}
 }

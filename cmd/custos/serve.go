@@ -53,6 +53,8 @@ type server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	log    func(string, ...any)
+	// dataDir is set by the demo, which chose it.
+	dataDir string
 }
 
 // startServer opens the index and the storage directories, recovers what a
