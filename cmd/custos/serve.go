@@ -153,7 +153,7 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 	}
 	s.addr = ln.Addr().String()
 	a := &api.Server{Cameras: cams, Index: idx, Logger: e.log,
-		Playback: &playback.Source{Index: idx, Disks: disks, Cache: playback.NewIndexCache(4 << 20), Logger: e.log},
+		Playback: &playback.Source{Index: idx, Disks: disks, Cache: playback.NewIndexCache(1 << 20), Logger: e.log},
 		Thumbs:   thumb.New("", 2, 32<<20)}
 	s.http = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go s.http.Serve(ln)

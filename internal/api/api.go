@@ -55,6 +55,13 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
 // Error is an error with the HTTP status it maps to.
 type Error struct {
 	Status  int

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
@@ -65,7 +66,38 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, f *playback.F
 	}
 	rd := f.Open(r.Context())
 	defer rd.Close()
+	if r.Method == http.MethodGet && !conditional(r) {
+		// The whole file: sent part by part, stored bytes with sendfile.
+		h.Set("Accept-Ranges", "bytes")
+		h.Set("Content-Length", strconv.FormatInt(f.Size(), 10))
+		if !f.ModTime.IsZero() {
+			h.Set("Last-Modified", f.ModTime.UTC().Format(http.TimeFormat))
+		}
+		w.WriteHeader(http.StatusOK)
+		if _, err := rd.Send(w); err != nil {
+			// The status is sent: all that is left is to cut the body
+			// short, which the client sees as a short read. A client that
+			// goes away is routine; a segment that vanished is worth a word.
+			level := slog.LevelDebug
+			if errors.Is(err, playback.ErrMissingFile) {
+				level = slog.LevelWarn
+			}
+			s.logger().Log(r.Context(), level, "api: response cut short", "path", r.URL.Path, "err", err)
+		}
+		return
+	}
 	http.ServeContent(w, r, f.Name, f.ModTime, rd)
+}
+
+// conditional reports a request that http.ServeContent must answer: a
+// range or any precondition.
+func conditional(r *http.Request) bool {
+	for _, k := range []string{"Range", "If-Range", "If-None-Match", "If-Match", "If-Modified-Since", "If-Unmodified-Since"} {
+		if r.Header.Get(k) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) export(w http.ResponseWriter, r *http.Request) {

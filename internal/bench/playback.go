@@ -82,7 +82,8 @@ type PlaybackResult struct {
 	TTFBPlaylist  Latency // playback.m3u8, cold
 	ExportBytes   int64
 	ExportHTTPMiB float64 // MiB/s: GET export.mp4 over loopback into a discarding client
-	ExportCLIMiB  float64 // MiB/s: the local export's reader into io.Discard
+	FilesHTTPMiB  float64 // MiB/s: the same files sent whole (sendfile) over loopback: HTTP's ceiling here
+	ExportCLIMiB  float64 // MiB/s: custos export's reader (1 MiB reads) > /dev/null
 	CatMiB        float64 // MiB/s: cat of the same files, in the same order, > /dev/null
 }
 
@@ -167,19 +168,43 @@ func Playback(ctx context.Context, o PlaybackOptions) (*PlaybackResult, error) {
 		}
 	}
 	res.Rows, res.BuildSeconds = n, time.Since(began).Seconds()
-	if fi, err := os.Stat(filepath.Join(dir, "index.db")); err == nil {
-		res.IndexMiB = float64(fi.Size()) / (1 << 20)
+	for _, name := range []string{"index.db", "index.db-wal"} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			res.IndexMiB += float64(fi.Size()) / (1 << 20)
+		}
 	}
 
 	disk := &aliasDisk{Dir: real, files: files}
 	srv := &api.Server{Cameras: cams, Index: idx,
 		Playback: &playback.Source{Index: idx, Disks: map[string]blob.Store{"d1": disk},
-			Cache: playback.NewIndexCache(4 << 20), Logger: slog.New(slog.DiscardHandler)}}
+			Cache: playback.NewIndexCache(1 << 20), Logger: slog.New(slog.DiscardHandler)}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	hs := &http.Server{Handler: srv.Handler()}
+	mux := http.NewServeMux()
+	mux.Handle("/", srv.Handler())
+	var filePaths []string // set below: the files behind the throughput range
+	mux.HandleFunc("/bench/files", func(w http.ResponseWriter, r *http.Request) {
+		// The same bytes as plain files, each sent with sendfile.
+		var total int64
+		for _, p := range filePaths {
+			if fi, err := os.Stat(p); err == nil {
+				total += fi.Size()
+			}
+		}
+		w.Header().Set("Content-Length", strconv.FormatInt(total, 10))
+		for _, p := range filePaths {
+			f, err := os.Open(p)
+			if err != nil {
+				return
+			}
+			fi, _ := f.Stat()
+			io.CopyN(w, f, fi.Size())
+			f.Close()
+		}
+	})
+	hs := &http.Server{Handler: mux}
 	go hs.Serve(ln)
 	defer hs.Close()
 	base := "http://" + ln.Addr().String()
@@ -217,7 +242,7 @@ func Playback(ctx context.Context, o PlaybackOptions) (*PlaybackResult, error) {
 	if res.TTFBWarm, err = timeAll("export.mp4"); err != nil {
 		return nil, err
 	}
-	srv.Playback.Cache = playback.NewIndexCache(4 << 20)
+	srv.Playback.Cache = playback.NewIndexCache(1 << 20)
 	logf("playlists (cold)")
 	if res.TTFBPlaylist, err = timeAll("playback.m3u8"); err != nil {
 		return nil, err
@@ -240,6 +265,7 @@ func Playback(ctx context.Context, o PlaybackOptions) (*PlaybackResult, error) {
 	for _, sg := range segs {
 		paths = append(paths, filepath.Join(diskDir, files[aliasIndex(sg.Key, len(files))]))
 	}
+	filePaths = paths
 	u := fmt.Sprintf("%s/api/cameras/%s/export.mp4?from=%s&to=%s", base, cams[0].Name,
 		url.QueryEscape(from.Format(time.RFC3339)), url.QueryEscape(to.Format(time.RFC3339)))
 	best := func(fn func() (int64, error)) (float64, error) {
@@ -283,10 +309,25 @@ func Playback(ctx context.Context, o PlaybackOptions) (*PlaybackResult, error) {
 	}); err != nil {
 		return nil, err
 	}
+	if res.FilesHTTPMiB, err = best(func() (int64, error) {
+		resp, err := client.Get(base + "/bench/files")
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		return io.Copy(io.Discard, resp.Body)
+	}); err != nil {
+		return nil, err
+	}
 	if res.ExportCLIMiB, err = best(func() (int64, error) {
 		rd := f.Open(ctx)
 		defer rd.Close()
-		return io.Copy(io.Discard, rd)
+		devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			return 0, err
+		}
+		defer devnull.Close()
+		return rd.WriteTo(devnull)
 	}); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@
 package blob
 
 import (
+	"os"
 	"context"
 	"errors"
 	"io"
@@ -60,6 +61,14 @@ type Writer interface {
 	Truncate(size int64) error
 	// Close releases the writer; it does not Sync.
 	Close() error
+}
+
+// FileReader is a Reader backed by an operating-system file, which
+// servers can hand to sendfile. Optional: callers check with a type
+// assertion.
+type FileReader interface {
+	Reader
+	File() *os.File
 }
 
 // Reader reads one object at arbitrary offsets.

@@ -118,15 +118,28 @@ func readSampleIndex(r io.ReaderAt, size int64, info *FileInfo, visit func(frag 
 	if crc32.Checksum(p, castagnoli) != sum {
 		return errNoIndex
 	}
-	frags := make([]Fragment, 0, nFrags)
-	type pending struct {
-		frag int
-		s    SampleInfo
+	// Two passes over the entries: the first checks them all (nothing is
+	// visited from an index that turns out bad), the second visits.
+	frags, err := walkSampleIndex(p, nFrags, info.InitEnd, boxStart, nil)
+	if err != nil {
+		return errNoIndex
 	}
-	var samples []pending
+	walkSampleIndex(p, nFrags, info.InitEnd, boxStart, visit)
+	info.Fragments, info.ValidEnd = frags, size
+	return nil
+}
+
+// walkSampleIndex decodes the fragment entries p of an index box starting
+// at boxStart in a file whose init segment ends at initEnd, and calls
+// visit (when not nil) for every sample. It fails when the entries do not
+// add up: fragments not back to back from initEnd to boxStart, counts out
+// of bounds, values out of range, or bytes left over.
+func walkSampleIndex(p []byte, nFrags uint32, initEnd, boxStart int64, visit func(frag int, s SampleInfo)) ([]Fragment, error) {
+	frags := make([]Fragment, 0, nFrags)
 	var dur uint32
 	var base uint64
-	end := info.InitEnd // end of the previous fragment's data
+	var total int
+	end := initEnd // end of the previous fragment's data
 	uv := func() (uint64, bool) {
 		v, n := binary.Uvarint(p)
 		if n <= 0 {
@@ -148,9 +161,10 @@ func readSampleIndex(r io.ReaderAt, size int64, info *FileInfo, visit func(frag 
 		hdr, ok2 := uv()
 		n, ok3 := uv()
 		if !ok1 || !ok2 || !ok3 || int64(off) != end || hdr < 16 || n == 0 || n > maxSamples ||
-			len(samples)+int(n) > maxIndexedSamples || int64(off)+int64(hdr) > boxStart {
-			return errNoIndex
+			total+int(n) > maxIndexedSamples || int64(off)+int64(hdr) > boxStart {
+			return nil, errNoIndex
 		}
+		total += int(n)
 		f := Fragment{Offset: int64(off), BaseDecodeTime90k: base, Samples: int(n)}
 		pos := int64(off) + int64(hdr)
 		for i := range n {
@@ -159,13 +173,13 @@ func readSampleIndex(r io.ReaderAt, size int64, info *FileInfo, visit func(frag 
 			cts, ok3 := sv()
 			d := int64(dur) + dd
 			if !ok1 || !ok2 || !ok3 || d < 0 || d > 0xffffffff || cts < -1<<31 || cts >= 1<<31 || sk>>1 > 0xffffffff {
-				return errNoIndex
+				return nil, errNoIndex
 			}
 			dur = uint32(d)
 			s := SampleInfo{Offset: pos, Size: uint32(sk >> 1), Dur90k: dur, CTSOffset90k: int32(cts), Key: sk&1 == 1}
 			pos += int64(s.Size)
 			if pos > boxStart {
-				return errNoIndex
+				return nil, errNoIndex
 			}
 			if i == 0 {
 				f.FirstKey = s.Key
@@ -174,7 +188,9 @@ func readSampleIndex(r io.ReaderAt, size int64, info *FileInfo, visit func(frag 
 				f.KeyFrames++
 			}
 			f.Dur90k += uint64(dur)
-			samples = append(samples, pending{len(frags), s})
+			if visit != nil {
+				visit(len(frags), s)
+			}
 		}
 		base += f.Dur90k
 		f.Size = pos - f.Offset
@@ -182,11 +198,7 @@ func readSampleIndex(r io.ReaderAt, size int64, info *FileInfo, visit func(frag 
 		frags = append(frags, f)
 	}
 	if len(p) != 0 || len(frags) == 0 || end != boxStart {
-		return errNoIndex
+		return nil, errNoIndex
 	}
-	info.Fragments, info.ValidEnd = frags, size
-	for _, s := range samples {
-		visit(s.frag, s.s)
-	}
-	return nil
+	return frags, nil
 }

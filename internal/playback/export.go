@@ -22,7 +22,8 @@ import (
 // exports: the last frame before the gap stays on screen for the length
 // of the gap, so the file's timeline matches the wall clock. It fails with
 // a 400 *Error for a reversed or overlong range and a 404 *Error when the
-// range holds no video; it reads the index and each segment's moofs.
+// range holds no video. It reads the index and each segment's sample index
+// (or its moofs, for segments without one).
 func (s *Source) Export(ctx context.Context, camera, stream string, from, to time.Time) (*File, error) {
 	sel, err := s.selectRange(ctx, camera, stream, from, to, "mp4")
 	if err != nil {
@@ -39,12 +40,18 @@ func buildExport(sel *selection, disks map[string]blob.Store) (*File, error) {
 		ETag:  sel.etag,
 		disks: disks,
 	}
-	m := &mp4.Movie{}
+	total, frags := 0, 0
+	for j, x := range sel.segs {
+		lo, hi := sel.bounds(j)
+		total += hi - lo
+		frags += int(x.samples[hi-1].frag-x.samples[lo].frag) + 1
+	}
+	m := &mp4.Movie{Samples: make([]mp4.MovieSample, 0, total), Chunks: make([]int, 0, frags)}
 	type chunk struct {
 		disk, key string
 		off, n    int64
 	}
-	var chunks []chunk
+	chunks := make([]chunk, 0, frags)
 	// The file's timeline is the camera's media time within a run (frame
 	// durations exactly as recorded, so players see the camera's steady
 	// frame rate) and the wall clock across gaps between runs: the last
@@ -102,13 +109,21 @@ func buildExport(sel *selection, disks map[string]blob.Store) (*File, error) {
 			m.Chunks = append(m.Chunks, 1)
 		}
 	}
+	// An edit cannot start before the media (a negative media time means
+	// an empty edit); only a camera whose key frames are shown before they
+	// are decoded could get there.
+	editStart = max(editStart, 0)
 	m.EditMediaTime90k = editStart
 	m.EditDur90k = editEnd - editStart
 	if m.EditDur90k <= 0 {
 		return nil, noVideo("no recorded video of %s/%s in range", sel.camera, sel.stream)
 	}
 	m.CreationTime = sel.from
-	hdr, err := mp4.AppendMovieHeader(nil, m)
+	size, err := mp4.MovieHeaderSize(m)
+	if err != nil {
+		return nil, fmt.Errorf("export %s/%s: %w", sel.camera, sel.stream, err)
+	}
+	hdr, err := mp4.AppendMovieHeader(make([]byte, 0, size), m)
 	if err != nil {
 		return nil, fmt.Errorf("export %s/%s: %w", sel.camera, sel.stream, err)
 	}

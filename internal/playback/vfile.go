@@ -150,25 +150,9 @@ func (r *Reader) readFile(pt *part, dst []byte, off int64) error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
-	k := pt.disk + "\x00" + pt.key
-	br := r.open[k]
-	if br == nil {
-		disk := r.f.disks[pt.disk]
-		if disk == nil {
-			return fmt.Errorf("%w: disk %q is not configured", ErrMissingFile, pt.disk)
-		}
-		var err error
-		if br, err = disk.Open(r.ctx, pt.key); err != nil {
-			if errors.Is(err, blob.ErrNotExist) {
-				return fmt.Errorf("%s on %s: %w", pt.key, pt.disk, ErrMissingFile)
-			}
-			return fmt.Errorf("open %s on %s: %w", pt.key, pt.disk, err)
-		}
-		// Keep a handful open: a long export walks through many files.
-		if len(r.open) >= 8 {
-			r.closeAll()
-		}
-		r.open[k] = br
+	br, err := r.blob(pt)
+	if err != nil {
+		return err
 	}
 	m, err := br.ReadAt(dst, off)
 	if m < len(dst) {
@@ -178,6 +162,31 @@ func (r *Reader) readFile(pt *part, dst []byte, off int64) error {
 		return fmt.Errorf("read %s on %s: %w", pt.key, pt.disk, err)
 	}
 	return nil
+}
+
+// blob returns the open reader of part pt's file, opening it on first use.
+func (r *Reader) blob(pt *part) (blob.Reader, error) {
+	k := pt.disk + "\x00" + pt.key
+	if br := r.open[k]; br != nil {
+		return br, nil
+	}
+	disk := r.f.disks[pt.disk]
+	if disk == nil {
+		return nil, fmt.Errorf("%w: disk %q is not configured", ErrMissingFile, pt.disk)
+	}
+	br, err := disk.Open(r.ctx, pt.key)
+	if err != nil {
+		if errors.Is(err, blob.ErrNotExist) {
+			return nil, fmt.Errorf("%s on %s: %w", pt.key, pt.disk, ErrMissingFile)
+		}
+		return nil, fmt.Errorf("open %s on %s: %w", pt.key, pt.disk, err)
+	}
+	// Keep a handful open: a long export walks through many files.
+	if len(r.open) >= 8 {
+		r.closeAll()
+	}
+	r.open[k] = br
+	return br, nil
 }
 
 func (r *Reader) closeAll() {
@@ -191,6 +200,60 @@ func (r *Reader) closeAll() {
 func (r *Reader) Close() error {
 	r.closeAll()
 	return nil
+}
+
+// Send writes the rest of the file to w. Stored bytes on a blob store
+// backed by files go through io.CopyN from the *os.File, so an
+// http.ResponseWriter (through its connection's ReadFrom) sends them with
+// sendfile, without copying them through user space. It is the fast path
+// for whole-file responses; it moves the read position to the end.
+func (r *Reader) Send(w io.Writer) (int64, error) {
+	var total int64
+	parts := r.f.parts
+	i := sort.Search(len(parts), func(i int) bool { return parts[i].outOff+parts[i].size() > r.pos })
+	for ; i < len(parts); i++ {
+		pt := &parts[i]
+		in := r.pos - pt.outOff
+		var n int64
+		var err error
+		if pt.mem != nil {
+			var m int
+			m, err = w.Write(pt.mem[in:])
+			n = int64(m)
+		} else {
+			n, err = r.sendFile(w, pt, in)
+		}
+		total += n
+		r.pos += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// sendFile copies part pt from offset in of the part to w.
+func (r *Reader) sendFile(w io.Writer, pt *part, in int64) (int64, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	br, err := r.blob(pt)
+	if err != nil {
+		return 0, err
+	}
+	fr, ok := br.(blob.FileReader)
+	if !ok {
+		return io.Copy(w, io.NewSectionReader(br, pt.off+in, pt.n-in))
+	}
+	f := fr.File()
+	if _, err := f.Seek(pt.off+in, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("seek %s on %s: %w", pt.key, pt.disk, err)
+	}
+	n, err := io.CopyN(w, f, pt.n-in)
+	if errors.Is(err, io.EOF) {
+		err = fmt.Errorf("%s on %s is shorter than planned: %w", pt.key, pt.disk, ErrMissingFile)
+	}
+	return n, err
 }
 
 // WriteTo implements io.WriterTo: it copies the rest of the file with one

@@ -421,3 +421,7 @@ func (r *reader) ReadAt(p []byte, off int64) (int, error) { return r.f.ReadAt(p,
 func (r *reader) Size() int64 { return r.size }
 
 func (r *reader) Close() error { return r.f.Close() }
+
+// File returns the open file (blob.FileReader), for zero-copy sends. The
+// caller may seek it; closing it is Close's job.
+func (r *reader) File() *os.File { return r.f }
