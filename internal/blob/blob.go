@@ -5,11 +5,11 @@
 package blob
 
 import (
-	"os"
 	"context"
 	"errors"
 	"io"
 	"iter"
+	"os"
 )
 
 // ErrNotExist is returned (wrapped) for a key with no object.
