@@ -62,8 +62,11 @@ func TestProbeGStreamer(t *testing.T) {
 				t.Errorf("frames = %.0f, source sent %.0f in that span (want within 1%%)", got, sourceFrames)
 			}
 			// The camera builds its encoder only at PLAY, which takes
-			// seconds on a loaded 2-core machine: allow 3 s of start-up.
-			if wall := 25 * res.Seconds; got > wall+2 || got < wall-75 {
+			// seconds on a loaded 2-core machine, and a starved live
+			// encoder (x265 with both cores busy) falls behind its own
+			// clock: the exact check is the one above, against the source's
+			// timestamps; against the wall only gross losses fail.
+			if wall := 25 * res.Seconds; got > wall+2 || got < wall/2 {
 				t.Errorf("frames = %.0f, but %.2f s at 25 fps is %.0f", got, res.Seconds, wall)
 			}
 			if v.Received.LostPackets != 0 || v.Received.Dropped != 0 {

@@ -276,7 +276,13 @@ func checkExport(t *testing.T, idx store.Store, disk blob.Store, dir, camera str
 		t.Fatalf("segments at %s: %v %v", from, segs, err)
 	}
 	for _, sg := range segs {
-		k := int(from.Sub(sg.Start) / frame)
+		// Frame k in the camera's time: wall time maps to media time
+		// through the segment's clock correction (docs/time.md).
+		local := from.Sub(sg.Start).Seconds()
+		if sg.WallDur > 0 {
+			local *= float64(sg.Dur90k) / 90000 / sg.WallDur.Seconds()
+		}
+		k := int(local / frame.Seconds())
 		want := playbacktest.GrayFrame(t, filepath.Join(dir, "disk", filepath.FromSlash(sg.Key)), k)
 		if d := playbacktest.MeanAbsDiff(playbacktest.GrayFrame(t, path, -1), want); d > 0.5 {
 			t.Errorf("export's first frame differs from frame %d of %s by %.2f", k, sg.Key, d)
