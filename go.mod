@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
+	github.com/coder/websocket v1.8.15
 	github.com/pion/rtcp v1.2.20
 	github.com/pion/rtp v1.10.6
 	gopkg.in/yaml.v3 v3.0.1

@@ -105,6 +105,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	now := time.Now().UTC().Truncate(time.Second)
 	fmt.Fprintf(e.stdout, `
 Recording every camera into %s; the API is at %s (Ctrl-C stops).
+  web UI:      open %s/ in a browser
   cameras:     curl -s %s/api/cameras
   recordings:  curl -s "%s/api/cameras/cam1/recordings?from=%s&to=%s"
   after a minute, export it, play it as HLS, or see a frame:
@@ -112,7 +113,7 @@ Recording every camera into %s; the API is at %s (Ctrl-C stops).
     ffplay "%s/api/cameras/cam1/playback.m3u8?from=%s&to=%s"
     curl -o cam1.jpg "%s/api/cameras/cam1/thumbnail.jpg?width=640&at=%s"
   probe a camera: go run ./cmd/custos probe --seconds 5 rtsp://%s/cam1
-`, srv.dataDir, base, base, base, now.Format(time.RFC3339), now.Add(24*time.Hour).Format(time.RFC3339),
+`, srv.dataDir, base, base, base, base, now.Format(time.RFC3339), now.Add(24*time.Hour).Format(time.RFC3339),
 		base, now.Format(time.RFC3339), now.Add(time.Minute).Format(time.RFC3339),
 		base, now.Format(time.RFC3339), now.Add(time.Minute).Format(time.RFC3339),
 		base, now.Add(30*time.Second).Format(time.RFC3339), addr)

@@ -15,6 +15,7 @@ import (
 	"github.com/custos-nvr/custos/internal/blob"
 	"github.com/custos-nvr/custos/internal/blob/local"
 	"github.com/custos-nvr/custos/internal/config"
+	"github.com/custos-nvr/custos/internal/live"
 	"github.com/custos-nvr/custos/internal/playback"
 	"github.com/custos-nvr/custos/internal/recorder"
 	"github.com/custos-nvr/custos/internal/retention"
@@ -22,6 +23,7 @@ import (
 	"github.com/custos-nvr/custos/internal/store"
 	"github.com/custos-nvr/custos/internal/store/sqlite"
 	"github.com/custos-nvr/custos/internal/thumb"
+	"github.com/custos-nvr/custos/internal/web"
 )
 
 // runServe implements "custos serve --config FILE": record every
@@ -55,6 +57,9 @@ type server struct {
 	log    func(string, ...any)
 	// dataDir is set by the demo, which chose it.
 	dataDir string
+	// hubs are the live-view hubs: closing them ends WebSocket viewers,
+	// which http.Server.Shutdown does not know about.
+	hubs []*live.Hub
 }
 
 // startServer opens the index and the storage directories, recovers what a
@@ -102,12 +107,15 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 			urls = append(urls, struct{ stream, url string }{"sub", cc.SubURL})
 		}
 		for _, u := range urls {
+			hub := live.NewHub(live.HubOptions{Camera: cc.Name, Stream: u.stream, Logger: e.log})
+			cam.Live = append(cam.Live, hub)
+			s.hubs = append(s.hubs, hub)
 			sc := recorder.StreamConfig{
 				Camera: cc.Name, Stream: u.stream,
 				Client: rtsp.ClientConfig{URL: u.url, Username: cc.Username, Password: cc.Password,
 					Transport: rtsp.TransportMode(cc.Transport)},
 				Disk: disks[cc.Storage], Index: idx, FsyncEvery: time.Duration(cfg.FsyncInterval), Logger: e.log,
-				OnWriteError: onWriteError,
+				OnWriteError: onWriteError, Live: hub,
 			}
 			sup, err := recorder.NewSupervisor(sc, diskErr[cc.Storage])
 			if err != nil {
@@ -154,7 +162,8 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 	s.addr = ln.Addr().String()
 	a := &api.Server{Cameras: cams, Index: idx, Logger: e.log,
 		Playback: &playback.Source{Index: idx, Disks: disks, Cache: playback.NewIndexCache(1 << 20), Logger: e.log},
-		Thumbs:   thumb.New("", 2, 32<<20)}
+		Thumbs:   thumb.New("", 2, 32<<20),
+		UI:       web.Handler()}
 	s.http = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go s.http.Serve(ln)
 	return s, nil
@@ -191,6 +200,9 @@ func openDisk(ctx context.Context, idx store.Store, sc config.Storage, dataDir s
 func (s *server) stop() error {
 	s.cancel()
 	s.wg.Wait()
+	for _, h := range s.hubs {
+		h.Close()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.http.Shutdown(sctx)

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/custos-nvr/custos/internal/live"
 	"github.com/custos-nvr/custos/internal/playback"
 	"github.com/custos-nvr/custos/internal/recorder"
 	"github.com/custos-nvr/custos/internal/store"
@@ -24,6 +25,9 @@ import (
 type Camera struct {
 	Name    string
 	Streams []*recorder.Supervisor // main first, then sub when configured
+	// Live are the live-view hubs of the same streams (nil entries, or
+	// none, when live view is off).
+	Live []*live.Hub
 }
 
 // Server holds the API's dependencies. Safe for concurrent use once built.
@@ -37,6 +41,9 @@ type Server struct {
 	Playback *playback.Source
 	// Thumbs makes timeline thumbnails; nil answers with 503.
 	Thumbs *thumb.Maker
+	// UI, when set, serves the web UI at / (every path outside /api/ and
+	// /healthz).
+	UI http.Handler
 }
 
 // Handler returns the HTTP handler for every route.
@@ -49,6 +56,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/cameras", s.cameras)
 	mux.HandleFunc("GET /api/cameras/{name}/recordings", s.recordings)
 	s.playbackRoutes(mux)
+	mux.HandleFunc("GET /api/cameras/{name}/live.ws", s.liveWS)
+	if s.UI != nil {
+		mux.Handle("/", s.UI)
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &Error{Status: http.StatusNotFound, Message: "no such API route: " + r.URL.Path})
 	})

@@ -55,6 +55,18 @@ type StreamConfig struct {
 	// OnWriteError, when set, is told (without blocking) when writing to
 	// storage failed, so retention can free space at once.
 	OnWriteError func(error)
+	// Live, when set, gets every frame after the recorder has taken it,
+	// and a Reset at each new connection (live view: internal/live).
+	Live LiveSink
+}
+
+// LiveSink receives the frames of a stream for live viewers. Publish is
+// called on the ingest goroutine after the frame was recorded and must
+// not block; it may keep f.NALUs (the recorder never modifies them) but
+// not f.
+type LiveSink interface {
+	Publish(f *ingest.Frame)
+	Reset()
 }
 
 // Status is a stream's state for the API.
@@ -251,9 +263,15 @@ func (s *Supervisor) session(ctx context.Context) error {
 			return
 		}
 		s.countFrame(f.Size(), now)
+		if s.cfg.Live != nil {
+			s.cfg.Live.Publish(f)
+		}
 	})
 	if err != nil {
 		return err
+	}
+	if s.cfg.Live != nil {
+		s.cfg.Live.Reset() // a new connection: new timing, perhaps new parameters
 	}
 	if err := c.Play(ctx, []int{video}, rcv); err != nil {
 		return err

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+
+	"github.com/custos-nvr/custos/internal/config"
+	pt "github.com/custos-nvr/custos/internal/playback/playbacktest"
+	"github.com/custos-nvr/custos/internal/sim"
+	"github.com/custos-nvr/custos/internal/testpeer"
+)
+
+// uiServer runs custos serve against two simulated cameras (door with a
+// sub-stream, yard without) and returns the base URL once both have
+// recorded minSeconds that the index vouches for.
+func uiServer(t *testing.T, minSeconds float64) string {
+	t.Helper()
+	s, err := sim.New(sim.Options{Cameras: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	yaml := fmt.Sprintf(`
+listen: 127.0.0.1:0
+data_dir: %s
+fsync_interval: 1s
+cameras:
+  - {name: door, url: "rtsp://%s/cam1", sub_url: "rtsp://%s/cam1/sub"}
+  - {name: yard, url: "rtsp://%s/cam2"}
+`, t.TempDir(), ln.Addr(), ln.Addr(), ln.Addr())
+	cfg, err := config.Parse([]byte(yaml), "test.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := startServer(context.Background(), &env{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.stop() })
+	base := "http://" + srv.addr
+	deadline := time.Now().Add(60 * time.Second)
+	for _, cam := range []string{"door", "yard"} {
+		for {
+			var rec struct {
+				Runs []struct{ Start, End time.Time }
+			}
+			now := time.Now().UTC()
+			getJSON(t, fmt.Sprintf("%s/api/cameras/%s/recordings?from=%s&to=%s", base, cam,
+				now.Add(-time.Hour).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339)), &rec)
+			if len(rec.Runs) > 0 && rec.Runs[0].End.Sub(rec.Runs[0].Start).Seconds() >= minSeconds {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s has not recorded %.0f s: %+v", cam, minSeconds, rec)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	return base
+}
+
+// screenshot saves a PNG of the page under $CUSTOS_SCREENSHOTS (the
+// docs/screenshots/ of the README are made with it) or the test's
+// temporary directory.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	dir := os.Getenv("CUSTOS_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	testpeer.Screenshot(t, ctx, filepath.Join(dir, name))
+}
+
+// TestUITimelinePlaysAndExports drives the camera page in Chromium: a
+// click on the timeline plays the recording from the clicked time (within
+// a second), and an export selected on the page downloads a file ffprobe
+// accepts.
+func TestUITimelinePlaysAndExports(t *testing.T) {
+	base := uiServer(t, 8)
+	ctx := testpeer.Browser(t)
+	if _, err := testpeer.EvalPage[bool](t, ctx, base+"/#/camera/door",
+		`!!(window.custos && document.querySelector('.tl-run'))`, 30*time.Second); err != nil {
+		t.Fatalf("camera page: %v", err)
+	}
+	// Click where the timeline shows five seconds ago.
+	want := time.Now().Add(-5 * time.Second)
+	type xy struct{ X, Y float64 }
+	pos, err := chromedp.Run(ctx, chromedp.Evaluate[xy](fmt.Sprintf(`(() => {
+		const tl = window.custos.timeline, r = tl.bar.getBoundingClientRect();
+		return {X: r.left + (%d - tl.start) / tl.span * r.width, Y: r.top + r.height / 2};
+	})()`, want.UnixMilli())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.MouseClickXY(pos.X, pos.Y)); err != nil {
+		t.Fatal(err)
+	}
+	type playing struct {
+		Start  float64
+		Width  int
+		Time   float64
+		Source string
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	got, err := chromedp.Run(pctx, chromedp.Poll[playing](`(() => {
+		const c = window.custos, v = c.video;
+		return c.recordedStart() !== null && v.videoWidth > 0 && v.currentTime > 1 && !v.paused
+			? {start: c.recordedStart(), width: v.videoWidth, time: v.currentTime, source: v.currentSrc} : null;
+	})()`, chromedp.WithPollingInterval(100*time.Millisecond)))
+	if err != nil {
+		t.Fatalf("recorded playback did not start: %v", err)
+	}
+	if d := math.Abs(got.Start - float64(want.UnixMilli())); d > 1000 || got.Width != 1920 {
+		t.Errorf("playing from %s (%.0f ms from the click at %s), width %d", time.UnixMilli(int64(got.Start)), d, want, got.Width)
+	}
+	t.Logf("clicked %s: playing %s at %.2f s", want.Format(time.RFC3339Nano), got.Source, got.Time)
+	screenshot(t, ctx, "camera.png")
+
+	// Export the four seconds around the click: the page shows the size,
+	// the link downloads.
+	dir := t.TempDir()
+	progress := chromedp.Events(ctx, browser.DownloadProgress)
+	done := make(chan string, 1)
+	go func() {
+		for ev, err := range progress {
+			if err != nil {
+				return
+			}
+			if ev.State == browser.DownloadProgressStateCompleted {
+				done <- ev.GUID
+				return
+			}
+		}
+	}()
+	events := true
+	if _, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: &events}); err != nil {
+		t.Fatal(err)
+	}
+	local := func(tm time.Time) string { return tm.Local().Format("2006-01-02T15:04:05") }
+	js := fmt.Sprintf(`(() => {
+		const f = document.getElementById('ex-from'), to = document.getElementById('ex-to');
+		f.value = %q; to.value = %q;
+		to.dispatchEvent(new Event('change'));
+		return true;
+	})()`, local(want.Add(-2*time.Second)), local(want.Add(2*time.Second)))
+	sctx, cancel2 := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel2()
+	if _, err := chromedp.Run(sctx, chromedp.Evaluate[bool](js)); err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	if err := chromedp.Do(sctx, chromedp.WaitVisible(chromedp.CSS("#ex-link"))); err != nil {
+		t.Fatalf("export link: %v", err)
+	}
+	size, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS("#ex-size")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(sctx, chromedp.Click(chromedp.CSS("#ex-link"))); err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	select {
+	case guid := <-done:
+		path := filepath.Join(dir, guid)
+		if d := pt.ProbeDuration(t, path); d < 3 || d > 4.1 {
+			t.Errorf("downloaded export lasts %.2f s, want about 4", d)
+		}
+		if errText, n := pt.DecodeErrors(t, path); errText != "" || n < 75 {
+			t.Errorf("downloaded export: %d frames, ffmpeg said %q", n, errText)
+		}
+		t.Logf("export size shown: %s", size)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the export did not download")
+	}
+}
+
+// TestUIGridLive opens the camera grid in Chromium: every camera's live
+// video plays (door's 360p sub-stream, yard's 1080p main stream), and the
+// time to the first frame is logged.
+func TestUIGridLive(t *testing.T) {
+	base := uiServer(t, 1)
+	ctx := testpeer.Browser(t)
+	type tile struct {
+		Name   string
+		Width  int
+		Time   float64
+		Frames int
+	}
+	state := `(() => {
+		const tiles = [...document.querySelectorAll('.tile')].map((el) => {
+			const v = el.querySelector('video');
+			return {name: el.dataset.camera, width: v.videoWidth, time: v.currentTime,
+				frames: v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().totalVideoFrames : 0};
+		});
+		return tiles.length === 2 && tiles.every((x) => x.width > 0 && x.frames > 0) ? tiles : null;
+	})()`
+	opened := time.Now()
+	first, err := testpeer.EvalPage[[]tile](t, ctx, base+"/#/", state, 30*time.Second)
+	if err != nil {
+		t.Fatalf("grid: %v", err)
+	}
+	t.Logf("every tile showed video %.0f ms after the page opened: %+v", float64(time.Since(opened).Microseconds())/1000, first)
+	time.Sleep(2 * time.Second)
+	last, err := chromedp.Run(ctx, chromedp.Evaluate[[]tile](state))
+	if err != nil || len(last) != 2 {
+		t.Fatalf("grid state: %v %+v", err, last)
+	}
+	want := map[string]int{"door": 640, "yard": 1920}
+	for i, x := range last {
+		if x.Width != want[x.Name] {
+			t.Errorf("%s shows %d px wide video, want %d", x.Name, x.Width, want[x.Name])
+		}
+		if x.Time-first[i].Time < 1 || x.Frames-first[i].Frames < 25 {
+			t.Errorf("%s is not playing: %+v -> %+v", x.Name, first[i], x)
+		}
+	}
+	screenshot(t, ctx, "grid.png")
+}

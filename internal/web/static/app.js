@@ -1,0 +1,250 @@
+// app.js: the pages. #/ is the grid of live cameras; #/camera/NAME is one
+// camera: live or recorded video, the timeline, playback controls and
+// export. Everything comes from /api/.
+"use strict";
+
+const main = document.getElementById("main");
+let cleanup = [];
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+
+// liveURL returns the WebSocket URL of a camera's live stream.
+function liveURL(camera, stream) {
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${proto}//${location.host}/api/cameras/${encodeURIComponent(camera)}/live.ws?stream=${stream}`;
+}
+
+// startLive plays a camera's live stream in video (player.js, served
+// from internal/live) and tells say(text) what to show over it: "" while
+// playing, otherwise what is happening or what went wrong.
+function startLive(video, camera, stream, say) {
+  return CustosLive.play(video, liveURL(camera, stream), {
+    onState: (st) => {
+      if (st.error) {
+        const h265 = /hvc1|hev1/.test(st.codec || st.error);
+        say(h265 ? `This browser cannot decode this camera's H.265 video (${st.codec}). ` +
+          "Use a browser with H.265 support, or view the camera's H.264 sub-stream." : st.error);
+      } else {
+        say({ connecting: "Connecting…", waiting: "Waiting for video…", playing: "", closed: "Stopped" }[st.state] ?? st.state);
+      }
+    },
+  });
+}
+
+function leave() {
+  cleanup.forEach((f) => f());
+  cleanup = [];
+}
+
+async function api(path, opts) {
+  const r = await fetch(path, opts);
+  if (!r.ok) {
+    let msg = r.status + " " + r.statusText;
+    try { msg = (await r.json()).error || msg; } catch (_) { /* not JSON */ }
+    throw new Error(msg);
+  }
+  return r;
+}
+
+function badge(cam) {
+  const state = cam.status || "unknown";
+  const text = { recording: "Recording", reconnecting: "Reconnecting", error: "Error", starting: "Starting", stopped: "Stopped" }[state] || state;
+  return `<span class="badge badge-${esc(state)}" title="${esc(cam.reason || text)}">${esc(text)}</span>` +
+    (cam.reason ? `<span class="reason">${esc(cam.reason)}</span>` : "");
+}
+
+// Grid: every camera's live sub-stream (main when it has none).
+async function showGrid() {
+  main.innerHTML = `<h1 class="sr-only">Cameras</h1><div class="grid" id="grid"></div>`;
+  const grid = document.getElementById("grid");
+  let cams;
+  try {
+    cams = await (await api("/api/cameras")).json();
+  } catch (e) {
+    grid.innerHTML = `<p class="error">Cannot load cameras: ${esc(e.message)}</p>`;
+    return;
+  }
+  if (cams.length === 0) {
+    grid.innerHTML = `<p>No cameras configured yet. Add them under <code>cameras:</code> in the configuration.</p>`;
+    return;
+  }
+  for (const cam of cams) {
+    const tile = document.createElement("article");
+    tile.className = "tile";
+    tile.dataset.camera = cam.name;
+    const stream = cam.streams.length > 1 ? "sub" : "main";
+    tile.innerHTML = `
+      <a class="tile-video" href="#/camera/${encodeURIComponent(cam.name)}" aria-label="Open camera ${esc(cam.name)}">
+        <video muted autoplay playsinline></video><p class="overlay" role="status"></p></a>
+      <footer><h2>${esc(cam.name)}</h2><span class="status">${badge(cam)}</span></footer>`;
+    grid.appendChild(tile);
+    const overlay = tile.querySelector(".overlay");
+    const player = startLive(tile.querySelector("video"), cam.name, stream, (text) => { overlay.textContent = text; });
+    cleanup.push(() => player.close());
+  }
+  const poll = setInterval(async () => {
+    try {
+      for (const cam of await (await api("/api/cameras")).json()) {
+        const el = grid.querySelector(`[data-camera="${CSS.escape(cam.name)}"] .status`);
+        if (el) el.innerHTML = badge(cam);
+      }
+    } catch (_) { /* keep the last known state */ }
+  }, 5000);
+  cleanup.push(() => clearInterval(poll));
+}
+
+// Camera page.
+async function showCamera(name) {
+  main.innerHTML = `
+    <section class="camera" aria-labelledby="cam-title">
+      <header class="cam-head"><h1 id="cam-title">${esc(name)}</h1><span class="status"></span>
+        <span class="mode" role="status" aria-live="polite"></span></header>
+      <div class="player"><video id="video" playsinline muted></video><p class="overlay" role="status"></p></div>
+      <div class="controls" role="toolbar" aria-label="Playback">
+        <button id="live" type="button">Live</button>
+        <button id="prev" type="button" aria-label="Previous recording">« Prev</button>
+        <button id="back" type="button" aria-label="Step back one frame">◀︎ frame</button>
+        <button id="play" type="button" aria-label="Play or pause">Pause</button>
+        <button id="fwd" type="button" aria-label="Step forward one frame">frame ▶︎</button>
+        <button id="next" type="button" aria-label="Next recording">Next »</button>
+        <label>Speed <select id="speed"><option>0.5</option><option selected>1</option><option>2</option><option>4</option><option>8</option></select></label>
+        <label>Zoom <select id="span"><option value="900000" selected>15 min</option><option value="3600000">1 hour</option><option value="21600000">6 hours</option><option value="86400000">1 day</option><option value="604800000">1 week</option></select></label>
+        <span id="time" class="time"></span>
+      </div>
+      <div id="timeline"></div>
+      <form class="export" id="export" aria-label="Export">
+        <label>From <input id="ex-from" type="datetime-local" step="1" required></label>
+        <label>To <input id="ex-to" type="datetime-local" step="1" required></label>
+        <button type="button" id="mark-in">Mark in</button><button type="button" id="mark-out">Mark out</button>
+        <span id="ex-size" role="status"></span>
+        <a id="ex-link" class="button" href="#" download hidden>Download MP4</a>
+        <p class="hint">Shift-drag on the timeline to select a range.</p>
+      </form>
+    </section>`;
+  const $ = (id) => document.getElementById(id);
+  const video = $("video"), overlay = main.querySelector(".player .overlay"), mode = main.querySelector(".mode");
+  let cam;
+  try {
+    cam = (await (await api("/api/cameras")).json()).find((c) => c.name === name);
+  } catch (e) {
+    overlay.textContent = "Cannot load cameras: " + e.message;
+    return;
+  }
+  if (!cam) {
+    main.innerHTML = `<p class="error">No camera named ${esc(name)}. <a href="#/">All cameras</a></p>`;
+    return;
+  }
+  main.querySelector(".cam-head .status").innerHTML = badge(cam);
+  const enc = encodeURIComponent(name);
+  let live = null, recordedStart = null; // wall time (ms) of the recorded file's 0
+  const tl = new Timeline($("timeline"), {
+    camera: name,
+    onSeek: (t) => playAt(t.getTime()),
+    onSelect: (a, b) => setRange(a, b),
+  });
+
+  function goLive() {
+    recordedStart = null;
+    video.removeAttribute("src");
+    live = startLive(video, name, "main", (text) => { overlay.textContent = text; });
+    mode.textContent = "Live";
+    $("live").setAttribute("aria-pressed", "true");
+  }
+  function stopLive() {
+    if (live) { live.close(); live = null; }
+    $("live").setAttribute("aria-pressed", "false");
+  }
+  // playAt plays recorded video from wall time t (ms): an export of the
+  // next hour, which starts exactly at t.
+  function playAt(t) {
+    stopLive();
+    const to = Math.min(t + 3600e3, Date.now());
+    recordedStart = t;
+    overlay.textContent = "Loading…";
+    video.src = `/api/cameras/${enc}/export.mp4?from=${new Date(t).toISOString()}&to=${new Date(to).toISOString()}`;
+    video.playbackRate = Number($("speed").value);
+    video.play().catch(() => {});
+    mode.textContent = "Recorded: " + new Date(t).toLocaleString();
+    tl.setPlayhead(t);
+  }
+  video.addEventListener("error", () => {
+    if (live || recordedStart === null) return;
+    overlay.textContent = "No recorded video at this time.";
+  });
+  video.addEventListener("playing", () => { overlay.textContent = ""; $("play").textContent = "Pause"; });
+  video.addEventListener("pause", () => { $("play").textContent = "Play"; });
+  const tick = setInterval(() => {
+    const now = recordedStart === null ? Date.now() : recordedStart + video.currentTime * 1000;
+    $("time").textContent = new Date(now).toLocaleString();
+    if (recordedStart !== null) tl.setPlayhead(now);
+  }, 250);
+  cleanup.push(() => { clearInterval(tick); stopLive(); });
+
+  $("live").onclick = goLive;
+  $("play").onclick = () => {
+    if (video.paused) video.play(); else video.pause();
+  };
+  const step = (d) => { if (recordedStart === null) return; video.pause(); video.currentTime = Math.max(0, video.currentTime + d); };
+  $("back").onclick = () => step(-0.04);
+  $("fwd").onclick = () => step(0.04);
+  $("speed").onchange = () => { video.playbackRate = Number($("speed").value); };
+  $("span").onchange = () => tl.setSpan(Number($("span").value));
+  const jump = (dir) => {
+    const cur = recordedStart === null ? Date.now() : recordedStart + video.currentTime * 1000;
+    const t = tl.neighbour(cur, dir);
+    if (t !== null) playAt(t);
+    else mode.textContent = dir > 0 ? "No later recording in view" : "No earlier recording in view";
+  };
+  $("prev").onclick = () => jump(-1);
+  $("next").onclick = () => jump(1);
+  main.querySelector(".camera").addEventListener("keydown", (e) => {
+    if (e.target.tagName === "INPUT" || e.target.tagName === "SELECT") return;
+    if (e.key === " ") { e.preventDefault(); $("play").click(); }
+    if (e.key === "," ) step(-0.04);
+    if (e.key === ".") step(0.04);
+  });
+
+  // Export: a range from the timeline or the inputs; the size comes from
+  // a HEAD request (Content-Length is known before any byte is sent).
+  const toLocal = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60e3).toISOString().slice(0, 19);
+  function setRange(a, b) {
+    $("ex-from").value = toLocal(a);
+    $("ex-to").value = toLocal(b);
+    sizeRange();
+  }
+  async function sizeRange() {
+    const a = new Date($("ex-from").value), b = new Date($("ex-to").value);
+    const link = $("ex-link"), size = $("ex-size");
+    link.hidden = true;
+    if (isNaN(a) || isNaN(b) || b <= a) { size.textContent = "Choose a start before the end."; return; }
+    const url = `/api/cameras/${enc}/export.mp4?from=${a.toISOString()}&to=${b.toISOString()}&download=1`;
+    try {
+      const r = await api(url, { method: "HEAD" });
+      const n = Number(r.headers.get("Content-Length"));
+      size.textContent = `${(n / 1048576).toFixed(1)} MiB`;
+      link.href = url;
+      link.hidden = false;
+    } catch (e) {
+      size.textContent = e.message.startsWith("404") ? "No recorded video in this range." : e.message;
+    }
+  }
+  $("ex-from").onchange = sizeRange;
+  $("ex-to").onchange = sizeRange;
+  const now = () => new Date(recordedStart === null ? Date.now() : recordedStart + video.currentTime * 1000);
+  $("mark-in").onclick = () => { $("ex-from").value = toLocal(now()); sizeRange(); };
+  $("mark-out").onclick = () => { $("ex-to").value = toLocal(now()); sizeRange(); };
+  setRange(new Date(Date.now() - 600e3), new Date());
+  goLive();
+  // For tests and the curious: the page's state.
+  window.custos = { timeline: tl, video, recordedStart: () => recordedStart, live: () => live !== null };
+}
+
+function route() {
+  leave();
+  const m = location.hash.match(/^#\/camera\/(.+)$/);
+  if (m) showCamera(decodeURIComponent(m[1]));
+  else showGrid();
+  main.focus({ preventScroll: true });
+}
+window.addEventListener("hashchange", route);
+setInterval(() => { document.getElementById("clock").textContent = new Date().toLocaleTimeString(); }, 1000);
+route();

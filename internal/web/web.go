@@ -1,0 +1,49 @@
+// Package web serves Custos's browser UI: static files embedded in the
+// binary (go:embed), no build step. The UI talks only to the JSON and
+// media routes of internal/api; routing inside the UI uses the URL
+// fragment (#/camera/NAME), so the server needs no route per page.
+package web
+
+import (
+	"bytes"
+	"embed"
+	"io/fs"
+	"net/http"
+	"time"
+
+	"github.com/custos-nvr/custos/internal/live"
+)
+
+//go:embed static
+var static embed.FS
+
+// Handler serves the UI at / (index.html) and its assets. Files are
+// served with Cache-Control: no-cache so an upgraded binary's UI is seen
+// at once (they are small, and ETag-less embedded files revalidate by
+// modification time, which embed does not set: the cost is one small
+// response per asset per page load).
+func Handler() http.Handler {
+	sub, err := fs.Sub(static, "static")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	files := http.FileServerFS(sub)
+	modTime := time.Now()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		if r.URL.Path == "/player.js" {
+			// The live player lives with the server side of its protocol.
+			w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+			http.ServeContent(w, r, "player.js", modTime, bytes.NewReader(live.PlayerJS))
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
+}
