@@ -62,7 +62,8 @@ func runBenchRecord(ctx context.Context, e *env, args []string) error {
 	cameras := fs.Int("cameras", 50, "simulated cameras to record (1080p main streams)")
 	seconds := fs.Float64("seconds", 30, "measured window in seconds")
 	baseline := fs.String("baseline", "", "also measure 'ffmpeg' recording the same streams")
-	if err := parseNoArgs(e, fs, args, "bench record [--cameras N] [--seconds S] [--baseline ffmpeg]"); err != nil {
+	viewers := fs.Int("viewers", 0, "live MSE viewers (WebSocket clients) watching during the window")
+	if err := parseNoArgs(e, fs, args, "bench record [--cameras N] [--seconds S] [--viewers V] [--baseline ffmpeg]"); err != nil {
 		return err
 	}
 	if *baseline != "" && *baseline != "ffmpeg" {
@@ -73,7 +74,7 @@ func runBenchRecord(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("find own binary: %w", err)
 	}
 	res, err := bench.Record(ctx, bench.RecordOptions{Exe: exe, Cameras: *cameras,
-		Duration: time.Duration(*seconds * float64(time.Second)), Baseline: *baseline, Progress: e.stderr})
+		Duration: time.Duration(*seconds * float64(time.Second)), Baseline: *baseline, Viewers: *viewers, Progress: e.stderr})
 	if err != nil {
 		return err
 	}

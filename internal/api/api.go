@@ -57,6 +57,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/cameras/{name}/recordings", s.recordings)
 	s.playbackRoutes(mux)
 	mux.HandleFunc("GET /api/cameras/{name}/live.ws", s.liveWS)
+	mux.HandleFunc("GET /api/live", s.liveStats)
 	if s.UI != nil {
 		mux.Handle("/", s.UI)
 	}

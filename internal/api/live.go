@@ -28,3 +28,24 @@ func (s *Server) liveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	live.ServeMSE(w, r, cam.Live[i], s.logger())
 }
+
+// LiveStatsJSON is one stream's live-view counters in GET /api/live.
+type LiveStatsJSON struct {
+	Camera string     `json:"camera"`
+	Stream string     `json:"stream"`
+	Stats  live.Stats `json:"stats"`
+}
+
+// liveStats serves GET /api/live: every hub's counters (viewers, frames,
+// drops, Publish-to-queued latency), for operators and benchmarks.
+func (s *Server) liveStats(w http.ResponseWriter, r *http.Request) {
+	out := []LiveStatsJSON{}
+	for _, c := range s.Cameras {
+		for i, h := range c.Live {
+			if h != nil {
+				out = append(out, LiveStatsJSON{Camera: c.Name, Stream: []string{"main", "sub"}[min(i, 1)], Stats: h.Stats()})
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}

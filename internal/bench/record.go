@@ -30,6 +30,9 @@ type RecordOptions struct {
 	// "ffmpeg -rtsp_transport tcp -i URL -c copy -f segment", one process
 	// per camera, and measures it the same way.
 	Baseline string
+	// Viewers live MSE viewers (WebSocket clients reading every message,
+	// spread over the cameras) watch during the measured window.
+	Viewers int
 	// Dir receives the recordings (a temporary directory when empty).
 	Dir      string
 	Progress io.Writer
@@ -52,7 +55,9 @@ type RecordResult struct {
 	FramesRecorded int64   `json:"frames_recorded"`
 	FramesExpected float64 `json:"frames_expected"`
 	Reconnects     int64   `json:"reconnects"`
-	Baseline       *Cost   `json:"ffmpeg,omitempty"`
+	// With Viewers: what they received, and the server's live counters.
+	Live     *LiveResult `json:"live,omitempty"`
+	Baseline *Cost       `json:"ffmpeg,omitempty"`
 	// CPURatio is Custos's CPU per stream over ffmpeg's.
 	CPURatio float64 `json:"cpu_ratio_vs_ffmpeg,omitempty"`
 }
@@ -128,6 +133,15 @@ func Record(ctx context.Context, o RecordOptions) (*RecordResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	var watch *viewers
+	if o.Viewers > 0 {
+		progress("%d live viewers join", o.Viewers)
+		if watch, err = startViewers(cctx, api, o.Cameras, o.Viewers); err != nil {
+			return nil, err
+		}
+		time.Sleep(2 * time.Second) // every viewer past its first GOP
+		watch.mark()
+	}
 	cost, elapsed, err := measure(ctx, []int{serve.Process.Pid}, o.Duration, o.Cameras)
 	if err != nil {
 		return nil, err
@@ -135,6 +149,11 @@ func Record(ctx context.Context, o RecordOptions) (*RecordResult, error) {
 	f1, reconnects, err := apiFrames(api)
 	if err != nil {
 		return nil, err
+	}
+	if watch != nil {
+		if res.Live, err = watch.result(api, elapsed); err != nil {
+			return nil, err
+		}
 	}
 	serve.Process.Signal(syscall.SIGTERM)
 	serve.Wait()
