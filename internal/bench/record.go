@@ -129,10 +129,6 @@ func Record(ctx context.Context, o RecordOptions) (*RecordResult, error) {
 	progress("recording %d cameras with custos serve for %s", o.Cameras, o.Duration)
 	res := &RecordResult{Cameras: o.Cameras}
 	time.Sleep(3 * time.Second) // every camera connected and past its first key frame
-	f0, _, err := apiFrames(api)
-	if err != nil {
-		return nil, err
-	}
 	var watch *viewers
 	if o.Viewers > 0 {
 		progress("%d live viewers join", o.Viewers)
@@ -141,6 +137,10 @@ func Record(ctx context.Context, o RecordOptions) (*RecordResult, error) {
 		}
 		time.Sleep(2 * time.Second) // every viewer past its first GOP
 		watch.mark()
+	}
+	f0, _, err := apiFrames(api)
+	if err != nil {
+		return nil, err
 	}
 	cost, elapsed, err := measure(ctx, []int{serve.Process.Pid}, o.Duration, o.Cameras)
 	if err != nil {
