@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/custos-nvr/custos/internal/config"
+	"github.com/custos-nvr/custos/internal/media"
 	pt "github.com/custos-nvr/custos/internal/playback/playbacktest"
 	"github.com/custos-nvr/custos/internal/sim"
 	"github.com/custos-nvr/custos/internal/testpeer"
@@ -25,8 +27,13 @@ import (
 // sub-stream, yard without) and returns the base URL once both have
 // recorded minSeconds that the index vouches for.
 func uiServer(t *testing.T, minSeconds float64) string {
+	return uiServerCodec(t, minSeconds, media.CodecH264)
+}
+
+// uiServerCodec is uiServer with the cameras' main streams in codec.
+func uiServerCodec(t *testing.T, minSeconds float64, codec media.Codec) string {
 	t.Helper()
-	s, err := sim.New(sim.Options{Cameras: 2})
+	s, err := sim.New(sim.Options{Cameras: 2, Codec: codec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,4 +238,55 @@ func TestUIGridLive(t *testing.T) {
 		}
 	}
 	screenshot(t, ctx, "grid.png")
+}
+
+// TestUIH265AndPhone: a camera whose only stream is H.265 gets a clear
+// message in this Chromium (which cannot decode it) while the H.264
+// sub-stream of the other plays; on a phone-sized screen the grid fits
+// the width; every control has an accessible name.
+func TestUIH265AndPhone(t *testing.T) {
+	base := uiServerCodec(t, 1, media.CodecH265)
+	ctx := testpeer.Browser(t)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile)); err != nil {
+		t.Fatal(err)
+	}
+	type grid struct {
+		DoorWidth  int
+		YardText   string
+		Overflow   bool
+		Unlabelled []string
+	}
+	g, err := testpeer.EvalPage[grid](t, ctx, base+"/#/", `(() => {
+		const tile = (n) => document.querySelector('.tile[data-camera="' + n + '"]');
+		const door = tile('door'), yard = tile('yard');
+		if (!door || !yard) return null;
+		const text = yard.querySelector('.overlay').textContent;
+		const w = door.querySelector('video').videoWidth;
+		if (!w || !/cannot decode/.test(text)) return null;
+		return {doorWidth: w, yardText: text, overflow: document.documentElement.scrollWidth > innerWidth, unlabelled: []};
+	})()`, 30*time.Second)
+	if err != nil {
+		t.Fatalf("grid: %v", err)
+	}
+	if g.DoorWidth != 640 || g.Overflow || !strings.Contains(g.YardText, "H.265") {
+		t.Errorf("grid on a phone: %+v", g)
+	}
+	t.Logf("yard says: %s", g.YardText)
+	screenshot(t, ctx, "grid-phone-h265.png")
+	// The camera page: every control named, nothing wider than the screen.
+	unnamed, err := testpeer.EvalPage[[]any](t, ctx, base+"/?page=2#/camera/door", `(() => {
+		if (!window.custos) return null;
+		const name = (el) => (el.getAttribute('aria-label') || (el.labels && el.labels.length && el.labels[0].textContent) ||
+			el.textContent || el.title || '').trim();
+		const bad = [...document.querySelectorAll('button, a, input, select, [role=slider]')]
+			.filter((el) => !el.hidden && !name(el)).map((el) => el.outerHTML.slice(0, 80));
+		if (document.documentElement.scrollWidth > innerWidth) bad.push('page wider than the screen');
+		return [bad.length, ...bad];
+	})()`, 30*time.Second)
+	if err != nil {
+		t.Fatalf("camera page: %v", err)
+	}
+	if len(unnamed) != 1 {
+		t.Errorf("camera page problems: %v", unnamed[1:])
+	}
 }

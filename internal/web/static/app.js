@@ -20,9 +20,10 @@ function startLive(video, camera, stream, say) {
   return CustosLive.play(video, liveURL(camera, stream), {
     onState: (st) => {
       if (st.error) {
-        const h265 = /hvc1|hev1/.test(st.codec || st.error);
-        say(h265 ? `This browser cannot decode this camera's H.265 video (${st.codec}). ` +
-          "Use a browser with H.265 support, or view the camera's H.264 sub-stream." : st.error);
+        const codec = st.codec || (st.error.match(/(hvc1|hev1)[\w.]*/) || [""])[0];
+        const h265 = /hvc1|hev1/.test(codec);
+        say(h265 ? `This browser cannot decode this camera's H.265 video (${codec}). ` +
+          "Use a browser with H.265 support, or an H.264 stream of this camera." : st.error);
       } else {
         say({ connecting: "Connecting…", waiting: "Waiting for video…", playing: "", closed: "Stopped" }[st.state] ?? st.state);
       }
@@ -168,7 +169,10 @@ async function showCamera(name) {
   }
   video.addEventListener("error", () => {
     if (live || recordedStart === null) return;
-    overlay.textContent = "No recorded video at this time.";
+    const e = video.error;
+    overlay.textContent = e && e.code === MediaError.MEDIA_ERR_SRC_NOT_SUPPORTED
+      ? "No recorded video at this time, or this browser cannot decode it (H.265)."
+      : "Playback failed: " + (e ? e.message || "media error " + e.code : "unknown error");
   });
   video.addEventListener("playing", () => { overlay.textContent = ""; $("play").textContent = "Pause"; });
   video.addEventListener("pause", () => { $("play").textContent = "Play"; });
