@@ -197,47 +197,55 @@ func TestUITimelinePlaysAndExports(t *testing.T) {
 	}
 }
 
-// TestUIGridLive opens the camera grid in Chromium: every camera's live
-// video plays (door's 360p sub-stream, yard's 1080p main stream), and the
-// time to the first frame is logged.
+// TestUIGridLive opens the camera grid in Chromium, once with WebRTC
+// (the default) and once with MSE (?live=mse): every camera's live video
+// plays (door's 360p sub-stream, yard's 1080p main stream) over the
+// transport asked for, and the time to the first frame is logged.
 func TestUIGridLive(t *testing.T) {
 	base := uiServer(t, 1)
 	ctx := testpeer.Browser(t)
 	type tile struct {
-		Name   string
-		Width  int
-		Time   float64
-		Frames int
+		Name      string
+		Width     int
+		Time      float64
+		Frames    int
+		Transport string
 	}
 	state := `(() => {
 		const tiles = [...document.querySelectorAll('.tile')].map((el) => {
 			const v = el.querySelector('video');
-			return {name: el.dataset.camera, width: v.videoWidth, time: v.currentTime,
+			return {name: el.dataset.camera, width: v.videoWidth, time: v.currentTime, transport: v.dataset.transport,
 				frames: v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().totalVideoFrames : 0};
 		});
 		return tiles.length === 2 && tiles.every((x) => x.width > 0 && x.frames > 0) ? tiles : null;
 	})()`
-	opened := time.Now()
-	first, err := testpeer.EvalPage[[]tile](t, ctx, base+"/#/", state, 30*time.Second)
-	if err != nil {
-		t.Fatalf("grid: %v", err)
+	for _, mode := range []struct{ name, query string }{{"webrtc", ""}, {"mse", "?live=mse"}} {
+		t.Run(mode.name, func(t *testing.T) {
+			opened := time.Now()
+			first, err := testpeer.EvalPage[[]tile](t, ctx, base+"/"+mode.query+"#/", state, 30*time.Second)
+			if err != nil {
+				t.Fatalf("grid: %v", err)
+			}
+			t.Logf("every tile showed video %.0f ms after the page opened: %+v", float64(time.Since(opened).Microseconds())/1000, first)
+			time.Sleep(2 * time.Second)
+			last, err := chromedp.Run(ctx, chromedp.Evaluate[[]tile](state))
+			if err != nil || len(last) != 2 {
+				t.Fatalf("grid state: %v %+v", err, last)
+			}
+			want := map[string]int{"door": 640, "yard": 1920}
+			for i, x := range last {
+				if x.Width != want[x.Name] || x.Transport != mode.name {
+					t.Errorf("%s shows %d px wide video over %s, want %d over %s", x.Name, x.Width, x.Transport, want[x.Name], mode.name)
+				}
+				if x.Time-first[i].Time < 1 || x.Frames-first[i].Frames < 25 {
+					t.Errorf("%s is not playing: %+v -> %+v", x.Name, first[i], x)
+				}
+			}
+			if mode.name == "webrtc" {
+				screenshot(t, ctx, "grid.png")
+			}
+		})
 	}
-	t.Logf("every tile showed video %.0f ms after the page opened: %+v", float64(time.Since(opened).Microseconds())/1000, first)
-	time.Sleep(2 * time.Second)
-	last, err := chromedp.Run(ctx, chromedp.Evaluate[[]tile](state))
-	if err != nil || len(last) != 2 {
-		t.Fatalf("grid state: %v %+v", err, last)
-	}
-	want := map[string]int{"door": 640, "yard": 1920}
-	for i, x := range last {
-		if x.Width != want[x.Name] {
-			t.Errorf("%s shows %d px wide video, want %d", x.Name, x.Width, want[x.Name])
-		}
-		if x.Time-first[i].Time < 1 || x.Frames-first[i].Frames < 25 {
-			t.Errorf("%s is not playing: %+v -> %+v", x.Name, first[i], x)
-		}
-	}
-	screenshot(t, ctx, "grid.png")
 }
 
 // TestUIH265AndPhone: a camera whose only stream is H.265 gets a clear

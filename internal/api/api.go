@@ -58,6 +58,8 @@ func (s *Server) Handler() http.Handler {
 	s.playbackRoutes(mux)
 	mux.HandleFunc("GET /api/cameras/{name}/live.ws", s.liveWS)
 	mux.HandleFunc("GET /api/live", s.liveStats)
+	mux.HandleFunc("POST /api/cameras/{name}/whep", s.whep)
+	mux.HandleFunc("DELETE /api/cameras/{name}/whep", s.whep)
 	if s.UI != nil {
 		mux.Handle("/", s.UI)
 	}

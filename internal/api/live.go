@@ -11,11 +11,27 @@ import (
 // camera's live video as fMP4 over a WebSocket for MSE players
 // (live.ServeMSE). The default stream is main.
 func (s *Server) liveWS(w http.ResponseWriter, r *http.Request) {
+	if h := s.hub(w, r); h != nil {
+		live.ServeMSE(w, r, h, s.logger())
+	}
+}
+
+// whep serves POST and DELETE /api/cameras/{name}/whep?stream=main|sub:
+// WebRTC live view, WHEP-style (live.ServeWHEP; H.264 only).
+func (s *Server) whep(w http.ResponseWriter, r *http.Request) {
+	if h := s.hub(w, r); h != nil {
+		live.ServeWHEP(w, r, h, live.WHEPOptions{Logger: s.logger()})
+	}
+}
+
+// hub resolves {name} and ?stream= (main by default) to a live hub, or
+// writes a 404 and returns nil.
+func (s *Server) hub(w http.ResponseWriter, r *http.Request) *live.Hub {
 	name := r.PathValue("name")
 	cam, ok := s.camera(name)
 	if !ok {
 		s.writeError(w, r, &Error{Status: http.StatusNotFound, Message: fmt.Sprintf("no camera named %q", name)})
-		return
+		return nil
 	}
 	stream := r.URL.Query().Get("stream")
 	if stream == "" {
@@ -24,9 +40,9 @@ func (s *Server) liveWS(w http.ResponseWriter, r *http.Request) {
 	i := map[string]int{"main": 0, "sub": 1}[stream]
 	if (stream != "main" && stream != "sub") || i >= len(cam.Live) || cam.Live[i] == nil {
 		s.writeError(w, r, &Error{Status: http.StatusNotFound, Message: fmt.Sprintf("camera %q has no live stream %q", name, stream)})
-		return
+		return nil
 	}
-	live.ServeMSE(w, r, cam.Live[i], s.logger())
+	return cam.Live[i]
 }
 
 // LiveStatsJSON is one stream's live-view counters in GET /api/live.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -100,50 +101,46 @@ func conditional(r *http.Request) bool {
 	return false
 }
 
-func (s *Server) export(w http.ResponseWriter, r *http.Request) {
-	cam, stream, ok := s.cameraStream(w, r)
-	if !ok {
+// rangeRequest resolves camera, stream and [from, to) of a request, or
+// writes the error and returns ok false.
+func (s *Server) rangeRequest(w http.ResponseWriter, r *http.Request) (cam, stream string, from, to time.Time, ok bool) {
+	if cam, stream, ok = s.cameraStream(w, r); !ok {
 		return
 	}
 	from, to, err := parseRange(r, 0)
 	if err != nil {
 		s.writeError(w, r, err)
+		return cam, stream, from, to, false
+	}
+	return cam, stream, from, to, true
+}
+
+// serveRange answers a range route with the virtual file build makes.
+func (s *Server) serveRange(w http.ResponseWriter, r *http.Request, attachment bool,
+	build func(ctx context.Context, cam, stream string, from, to time.Time) (*playback.File, error)) {
+	cam, stream, from, to, ok := s.rangeRequest(w, r)
+	if !ok {
 		return
 	}
-	f, err := s.Playback.Export(r.Context(), cam, stream, from, to)
+	f, err := build(r.Context(), cam, stream, from, to)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.serveFile(w, r, f, r.URL.Query().Get("download") != "")
+	s.serveFile(w, r, f, attachment)
+}
+
+func (s *Server) export(w http.ResponseWriter, r *http.Request) {
+	s.serveRange(w, r, r.URL.Query().Get("download") != "", s.Playback.Export)
 }
 
 func (s *Server) fragments(w http.ResponseWriter, r *http.Request) {
-	cam, stream, ok := s.cameraStream(w, r)
-	if !ok {
-		return
-	}
-	from, to, err := parseRange(r, 0)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	f, err := s.Playback.Fragments(r.Context(), cam, stream, from, to)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.serveFile(w, r, f, false)
+	s.serveRange(w, r, false, s.Playback.Fragments)
 }
 
 func (s *Server) playlist(w http.ResponseWriter, r *http.Request) {
-	cam, stream, ok := s.cameraStream(w, r)
+	cam, stream, from, to, ok := s.rangeRequest(w, r)
 	if !ok {
-		return
-	}
-	from, to, err := parseRange(r, 0)
-	if err != nil {
-		s.writeError(w, r, err)
 		return
 	}
 	pl, err := s.Playback.Playlist(r.Context(), cam, stream, from, to)

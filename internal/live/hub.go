@@ -14,6 +14,9 @@
 // joining later therefore starts at a later media time, and a browser must
 // seek into the buffered range: PlayerJS (player.js, served by the caller)
 // does that, follows the live edge, and reconnects.
+//
+// For WebRTC (ServeWHEP, webrtc.go), SubscribeFrames hands out the same
+// frames as H.264/H.265 access units in Annex B instead of fragments.
 package live
 
 import (
@@ -78,6 +81,10 @@ type Hub struct {
 	mu      sync.Mutex
 	closed  bool
 	viewers []*Viewer
+	// frameViewers get access units in Annex B (SubscribeFrames, for
+	// WebRTC); whep is the registry of WebRTC sessions (ServeWHEP).
+	frameViewers []*FrameViewer
+	whep         whepSessions
 
 	// The track in force, and its init message (zero Data until the first
 	// usable frame of a run).
@@ -179,6 +186,9 @@ func (h *Hub) Reset() {
 	for _, v := range h.viewers {
 		v.resync()
 	}
+	for _, v := range h.frameViewers {
+		v.resync()
+	}
 	h.stats.Resets++
 }
 
@@ -229,11 +239,14 @@ func (h *Hub) Viewers() int {
 // Publish calls no-ops and later Subscribe calls return closed viewers.
 func (h *Hub) Close() {
 	h.mu.Lock()
-	vs := h.viewers
-	h.viewers, h.closed = nil, true
+	vs, fvs := h.viewers, h.frameViewers
+	h.viewers, h.frameViewers, h.closed = nil, nil, true
 	h.clearGOP()
 	h.mu.Unlock()
 	for _, v := range vs {
+		v.shut()
+	}
+	for _, v := range fvs {
 		v.shut()
 	}
 }
@@ -299,6 +312,9 @@ func (h *Hub) emit(e *entry, dur90k int64) {
 	h.stats.Frames++
 	h.stats.Bytes += uint64(e.size)
 	h.seq++
+	if len(h.frameViewers) > 0 {
+		h.pushFrames(e, dur90k)
+	}
 	if len(h.viewers) == 0 {
 		return
 	}

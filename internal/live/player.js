@@ -282,5 +282,131 @@
     };
   }
 
-  global.CustosLive = { play: play };
+  // playWebRTC plays the WHEP endpoint of live.ServeWHEP (H.264 only) in
+  // video, over WebRTC: one recvonly video transceiver, the offer POSTed
+  // with all ICE candidates (no trickle), the answer applied. It returns
+  // the same {state(), close()} shape as play; state() is {state, error,
+  // width, height, firstFrameAt, firstFrameMediaTime, session}, state one
+  // of connecting, waiting, playing, closed, error. An answer of 4xx/5xx
+  // sets state "error" with the server's status and message (e.g. 415 for
+  // an H.265 stream). close() ends the session on the server (DELETE).
+  // No reconnection: call playWebRTC again after an error.
+  const webrtcDefaults = {
+    gatherTimeout: 5000, // ms to wait for ICE gathering
+    onState: null, // called with state() on every change of state or error
+  };
+
+  function playWebRTC(video, whepURL, options) {
+    const o = Object.assign({}, webrtcDefaults, options || {});
+    const st = {
+      state: "connecting",
+      error: "",
+      width: 0,
+      height: 0,
+      firstFrameAt: 0, // performance.now() when the first frame was shown
+      firstFrameMediaTime: -1, // video.currentTime then (seconds)
+      session: "", // the session URL (Location)
+    };
+    let pc = null;
+    let closed = false;
+
+    function snapshot() {
+      return Object.assign({}, st);
+    }
+    function set(state, error) {
+      if (st.state === "closed" || (st.state === "error" && state !== "closed")) return;
+      st.state = state;
+      if (error) st.error = error;
+      if (o.onState) {
+        try { o.onState(snapshot()); } catch (e) { /* the caller's problem */ }
+      }
+    }
+    function fail(msg) {
+      set("error", msg);
+      if (pc) pc.close();
+    }
+    function onFrame() {
+      if (closed) return;
+      if (st.firstFrameAt === 0 && video.videoWidth > 0) {
+        st.firstFrameAt = performance.now();
+        st.firstFrameMediaTime = video.currentTime;
+        st.width = video.videoWidth;
+        st.height = video.videoHeight;
+        set("playing");
+      }
+      if (st.firstFrameAt === 0) {
+        if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(onFrame);
+        else setTimeout(onFrame, 50);
+      }
+    }
+
+    async function start() {
+      pc = new RTCPeerConnection({ iceServers: [] });
+      pc.addTransceiver("video", { direction: "recvonly" });
+      pc.ontrack = function (ev) {
+        video.srcObject = ev.streams && ev.streams[0] ? ev.streams[0] : new MediaStream([ev.track]);
+        const p = video.play();
+        if (p && p.catch) p.catch(function () { /* autoplay: muted, retried by the browser */ });
+        if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(onFrame);
+        else setTimeout(onFrame, 50);
+      };
+      pc.onconnectionstatechange = function () {
+        if (closed) return;
+        const s = pc.connectionState;
+        if (s === "connected" && st.state === "connecting") set("waiting");
+        else if (s === "failed") fail("WebRTC connection failed");
+        else if (s === "closed") set("closed");
+      };
+      await pc.setLocalDescription(await pc.createOffer());
+      if (pc.iceGatheringState !== "complete") {
+        await new Promise(function (resolve) {
+          const t = setTimeout(resolve, o.gatherTimeout);
+          pc.addEventListener("icegatheringstatechange", function () {
+            if (pc.iceGatheringState === "complete") { clearTimeout(t); resolve(); }
+          });
+        });
+      }
+      if (closed) return;
+      const resp = await fetch(whepURL, {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp" },
+        body: pc.localDescription.sdp,
+      });
+      const text = await resp.text();
+      if (!resp.ok) {
+        throw new Error("WHEP server answered " + resp.status + ": " + text.trim());
+      }
+      const loc = resp.headers.get("Location");
+      if (loc) st.session = new URL(loc, new URL(whepURL, location.href)).href;
+      if (closed) { hangUp(); return; }
+      await pc.setRemoteDescription({ type: "answer", sdp: text });
+    }
+
+    function hangUp() {
+      if (st.session) {
+        fetch(st.session, { method: "DELETE", keepalive: true }).catch(function () {});
+      }
+    }
+
+    video.muted = true;
+    video.autoplay = true;
+    video.playsInline = true;
+    start().catch(function (e) {
+      if (!closed) fail(String(e && e.message ? e.message : e));
+    });
+
+    return {
+      state: snapshot,
+      close: function () {
+        if (closed) return;
+        closed = true;
+        hangUp();
+        if (pc) pc.close();
+        video.srcObject = null;
+        set("closed");
+      },
+    };
+  }
+
+  global.CustosLive = { play: play, playWebRTC: playWebRTC };
 })(window);

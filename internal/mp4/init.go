@@ -21,6 +21,33 @@ type Track struct {
 	Height int
 }
 
+// TrackFor describes the track of a stream's parameter sets, with the
+// picture size from its SPS. It does no I/O. It fails when the sets are
+// incomplete, the SPS does not parse or the codec is not H.264 or H.265.
+func TrackFor(codec media.Codec, p media.ParamSets) (Track, error) {
+	t := Track{Codec: codec, Params: p}
+	if !p.Complete(codec) {
+		return t, fmt.Errorf("no %s parameter sets yet", codec)
+	}
+	switch codec {
+	case media.CodecH264:
+		sps, err := h264.ParseSPS(p.SPS)
+		if err != nil {
+			return t, fmt.Errorf("parse SPS: %w", err)
+		}
+		t.Width, t.Height = sps.Width, sps.Height
+	case media.CodecH265:
+		sps, err := h265.ParseSPS(p.SPS)
+		if err != nil {
+			return t, fmt.Errorf("parse SPS: %w", err)
+		}
+		t.Width, t.Height = sps.Width, sps.Height
+	default:
+		return t, fmt.Errorf("codec %q is not H.264 or H.265", codec)
+	}
+	return t, nil
+}
+
 // maxParamSetLen bounds a parameter set: the configuration records carry
 // 16-bit lengths.
 const maxParamSetLen = 0xffff

@@ -26,7 +26,7 @@ func WallOfTicks(t90k uint64) time.Time {
 
 // appendFragments adds fragments [first, end) of x to f, each with a
 // fresh moof whose decode time is wall-clock based (wallTicks) and whose
-// data is the stored sample bytes. lo and hi bound the samples used.
+// data is the stored sample bytes. seq numbers the fragments across calls.
 func appendFragments(f *File, x *segIndex, first, end int, seq *uint32) {
 	var hdr []byte
 	var samples []mp4.Sample

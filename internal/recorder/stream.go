@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/custos-nvr/custos/internal/blob"
-	"github.com/custos-nvr/custos/internal/codec/h264"
-	"github.com/custos-nvr/custos/internal/codec/h265"
 	"github.com/custos-nvr/custos/internal/ingest"
 	"github.com/custos-nvr/custos/internal/media"
 	"github.com/custos-nvr/custos/internal/mp4"
@@ -226,7 +224,7 @@ func (r *runWriter) openSegment(f *ingest.Frame, dts int64, arrival time.Time) e
 		}
 		r.run = run
 	}
-	track, err := trackFor(r.codec, f.Params)
+	track, err := mp4.TrackFor(r.codec, f.Params)
 	if err != nil {
 		return fmt.Errorf("camera %s %s: %w", r.camera, r.stream, err)
 	}
@@ -297,27 +295,3 @@ func (r *runWriter) Close(reason string, now time.Time) error {
 	return errors.Join(errs...)
 }
 
-// trackFor describes the MP4 track for a stream's parameter sets.
-func trackFor(codec media.Codec, p media.ParamSets) (mp4.Track, error) {
-	t := mp4.Track{Codec: codec, Params: p}
-	if !p.Complete(codec) {
-		return t, fmt.Errorf("no %s parameter sets yet", codec)
-	}
-	switch codec {
-	case media.CodecH264:
-		sps, err := h264.ParseSPS(p.SPS)
-		if err != nil {
-			return t, fmt.Errorf("parse SPS: %w", err)
-		}
-		t.Width, t.Height = sps.Width, sps.Height
-	case media.CodecH265:
-		sps, err := h265.ParseSPS(p.SPS)
-		if err != nil {
-			return t, fmt.Errorf("parse SPS: %w", err)
-		}
-		t.Width, t.Height = sps.Width, sps.Height
-	default:
-		return t, fmt.Errorf("codec %s cannot be recorded", codec)
-	}
-	return t, nil
-}

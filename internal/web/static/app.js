@@ -13,22 +13,51 @@ function liveURL(camera, stream) {
   return `${proto}//${location.host}/api/cameras/${encodeURIComponent(camera)}/live.ws?stream=${stream}`;
 }
 
-// startLive plays a camera's live stream in video (player.js, served
-// from internal/live) and tells say(text) what to show over it: "" while
-// playing, otherwise what is happening or what went wrong.
+// liveMode is "mse" when the page URL asks for it (?live=mse), else
+// WebRTC first with MSE as the fallback.
+const liveMode = new URLSearchParams(location.search).get("live") === "mse" ? "mse" : "webrtc";
+
+// startLive plays a camera's live stream in video and tells say(text)
+// what to show over it: "" while playing, otherwise what is happening or
+// what went wrong. WebRTC (WHEP) first: lowest latency; when it fails
+// (an H.265 stream, UDP blocked) or shows nothing within 6 s, MSE over a
+// WebSocket (player.js, served from internal/live). The element's
+// data-transport says which one plays.
 function startLive(video, camera, stream, say) {
-  return CustosLive.play(video, liveURL(camera, stream), {
-    onState: (st) => {
-      if (st.error) {
-        const codec = st.codec || (st.error.match(/(hvc1|hev1)[\w.]*/) || [""])[0];
-        const h265 = /hvc1|hev1/.test(codec);
-        say(h265 ? `This browser cannot decode this camera's H.265 video (${codec}). ` +
-          "Use a browser with H.265 support, or an H.264 stream of this camera." : st.error);
-      } else {
-        say({ connecting: "Connecting…", waiting: "Waiting for video…", playing: "", closed: "Stopped" }[st.state] ?? st.state);
-      }
-    },
-  });
+  const enc = encodeURIComponent(camera);
+  let player = null, timer = 0, done = false;
+  const mseState = (st) => {
+    if (st.error) {
+      const codec = st.codec || (st.error.match(/(hvc1|hev1)[\w.]*/) || [""])[0];
+      const h265 = /hvc1|hev1/.test(codec);
+      say(h265 ? `This browser cannot decode this camera's H.265 video (${codec}). ` +
+        "Use a browser with H.265 support, or an H.264 stream of this camera." : st.error);
+    } else {
+      say({ connecting: "Connecting…", waiting: "Waiting for video…", playing: "", closed: "Stopped" }[st.state] ?? st.state);
+    }
+  };
+  const mse = () => {
+    clearTimeout(timer);
+    if (player) player.close();
+    if (done) return;
+    video.dataset.transport = "mse";
+    player = CustosLive.play(video, liveURL(camera, stream), { onState: mseState });
+  };
+  if (liveMode === "mse" || !("RTCPeerConnection" in window)) {
+    mse();
+  } else {
+    video.dataset.transport = "webrtc";
+    player = CustosLive.playWebRTC(video, `/api/cameras/${enc}/whep?stream=${stream}`, {
+      onState: (st) => {
+        if (video.dataset.transport !== "webrtc") return;
+        if (st.state === "error") mse();
+        else if (st.state === "playing") { clearTimeout(timer); say(""); }
+        else say("Connecting…");
+      },
+    });
+    timer = setTimeout(mse, 6000);
+  }
+  return { close: () => { done = true; clearTimeout(timer); if (player) player.close(); } };
 }
 
 function leave() {
