@@ -294,4 +294,3 @@ func (r *runWriter) Close(reason string, now time.Time) error {
 	}
 	return errors.Join(errs...)
 }
-
