@@ -101,7 +101,8 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 	}
 	var cams []api.Camera
 	for _, cc := range cfg.Cameras {
-		cam := api.Camera{Name: cc.Name}
+		cam := api.Camera{Name: cc.Name, Config: api.CameraConfig{Storage: cc.Storage,
+			MaxAgeHours: time.Duration(cc.Retention.MaxAge).Hours(), MaxBytes: int64(cc.Retention.MaxBytes)}}
 		urls := []struct{ stream, url string }{{"main", cc.URL}}
 		if cc.SubURL != "" {
 			urls = append(urls, struct{ stream, url string }{"sub", cc.SubURL})
@@ -164,6 +165,15 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		Playback: &playback.Source{Index: idx, Disks: disks, Cache: playback.NewIndexCache(1 << 20), Logger: e.log},
 		Thumbs:   thumb.New("", 2, 32<<20),
 		UI:       web.Handler()}
+	for _, sc := range cfg.Storage {
+		d := api.Disk{Name: sc.Name, Path: sc.Path, MinFree: int64(sc.MinFree)}
+		if ld, ok := disks[sc.Name].(*local.Dir); ok {
+			d.Usage = ld.Usage
+		} else {
+			d.Usage = func() (uint64, uint64, error) { return 0, 0, fmt.Errorf("storage %s is unavailable", sc.Name) }
+		}
+		a.Disks = append(a.Disks, d)
+	}
 	s.http = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go s.http.Serve(ln)
 	return s, nil

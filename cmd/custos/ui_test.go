@@ -195,6 +195,25 @@ func TestUITimelinePlaysAndExports(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the export did not download")
 	}
+
+	// Settings: the storage directory with its space and write rate, and
+	// both cameras with their status.
+	type settings struct {
+		Disk    string
+		Cameras int
+	}
+	st, err := testpeer.EvalPage[settings](t, ctx, base+"/?p=settings#/settings", `(() => {
+		const row = document.querySelector('tr[data-disk="default"]');
+		const cams = document.querySelectorAll('#cams tbody tr').length;
+		return row && cams ? {disk: row.textContent, cameras: cams} : null;
+	})()`, 30*time.Second)
+	if err != nil {
+		t.Fatalf("settings: %v", err)
+	}
+	if st.Cameras != 2 || !strings.Contains(st.Disk, "GiB") || !strings.Contains(st.Disk, "segments") {
+		t.Errorf("settings page: %+v", st)
+	}
+	screenshot(t, ctx, "settings.png")
 }
 
 // TestUIGridLive opens the camera grid in Chromium, once with WebRTC

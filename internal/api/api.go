@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/custos-nvr/custos/internal/live"
@@ -28,6 +29,8 @@ type Camera struct {
 	// Live are the live-view hubs of the same streams (nil entries, or
 	// none, when live view is off).
 	Live []*live.Hub
+	// Config is what GET /api/cameras shows of its configuration.
+	Config CameraConfig
 }
 
 // Server holds the API's dependencies. Safe for concurrent use once built.
@@ -44,6 +47,11 @@ type Server struct {
 	// UI, when set, serves the web UI at / (every path outside /api/ and
 	// /healthz).
 	UI http.Handler
+	// Disks are the storage directories, for GET /api/storage.
+	Disks []Disk
+
+	storageMu    sync.Mutex
+	storageCache storageCache
 }
 
 // Handler returns the HTTP handler for every route.
@@ -58,6 +66,7 @@ func (s *Server) Handler() http.Handler {
 	s.playbackRoutes(mux)
 	mux.HandleFunc("GET /api/cameras/{name}/live.ws", s.liveWS)
 	mux.HandleFunc("GET /api/live", s.liveStats)
+	mux.HandleFunc("GET /api/storage", s.storage)
 	mux.HandleFunc("POST /api/cameras/{name}/whep", s.whep)
 	mux.HandleFunc("DELETE /api/cameras/{name}/whep", s.whep)
 	if s.UI != nil {
@@ -125,12 +134,13 @@ type CameraJSON struct {
 	BitrateBps int64             `json:"bitrate_bps"`
 	LastFrame  time.Time         `json:"last_frame,omitzero"`
 	Streams    []recorder.Status `json:"streams"`
+	Config     CameraConfig      `json:"config"`
 }
 
 func (s *Server) cameras(w http.ResponseWriter, r *http.Request) {
 	out := make([]CameraJSON, 0, len(s.Cameras))
 	for _, c := range s.Cameras {
-		cj := CameraJSON{Name: c.Name}
+		cj := CameraJSON{Name: c.Name, Config: c.Config}
 		for i, sup := range c.Streams {
 			st := sup.Status()
 			if i == 0 {

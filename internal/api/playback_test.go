@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -263,5 +264,38 @@ func TestThumbnail(t *testing.T) {
 	}
 	if resp, _ := get(t, u, "If-None-Match", resp2.Header.Get("ETag")); resp.StatusCode != 304 {
 		t.Errorf("If-None-Match: %s", resp.Status)
+	}
+}
+
+// TestStorage checks GET /api/storage: the index's sums per disk, the
+// file system's space, and the days-kept estimate from the write rate.
+func TestStorage(t *testing.T) {
+	rc := pt.NewRecording(t, "door")
+	now := time.Now().UTC()
+	rc.AddRun(t, now.Add(-12*time.Hour), 300, 100) // 12 s of video, half a day ago
+	s := &Server{Cameras: []Camera{{Name: "door"}}, Index: rc.Index,
+		Disks: []Disk{{Name: "d1", Path: "/srv/d1", MinFree: 1 << 30,
+			Usage: func() (uint64, uint64, error) { return 100 << 30, 11 << 30, nil }},
+			{Name: "gone", Path: "/srv/gone", Usage: func() (uint64, uint64, error) { return 0, 0, errors.New("storage gone is unavailable") }}}}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	var disks []DiskJSON
+	resp, body := get(t, srv.URL+"/api/storage")
+	if resp.StatusCode != 200 || json.Unmarshal(body, &disks) != nil || len(disks) != 2 {
+		t.Fatalf("GET /api/storage: %s %s", resp.Status, body)
+	}
+	d := disks[0]
+	if d.Segments != 3 || d.Recordings < 1<<20 || d.FreeBytes != 11<<30 || d.TotalBytes != 100<<30 {
+		t.Errorf("disk d1: %+v", d)
+	}
+	// Written over the last 12 hours: the day's rate is twice that.
+	if want := float64(d.Recordings) * 2; math.Abs(d.BytesPerDay-want) > want*0.01 {
+		t.Errorf("rate %.0f B/day, want %.0f", d.BytesPerDay, want)
+	}
+	if want := (float64(d.Recordings) + float64(10<<30)) / d.BytesPerDay; math.Abs(d.DaysKept-want) > 0.01 {
+		t.Errorf("days kept %.2f, want %.2f", d.DaysKept, want)
+	}
+	if disks[1].Error != "storage gone is unavailable" || disks[1].Segments != 0 {
+		t.Errorf("missing disk: %+v", disks[1])
 	}
 }

@@ -111,6 +111,18 @@ type Deletion struct {
 	At        time.Time
 }
 
+// DiskUsage sums the segments one disk holds, for storage status.
+type DiskUsage struct {
+	Disk     string
+	Segments int64
+	Bytes    int64
+	// Oldest is the start of the disk's oldest segment.
+	Oldest time.Time
+	// BytesSince is the bytes of segments that started at or after the
+	// time asked for (the recent write rate).
+	BytesSince int64
+}
+
 // Store is the recording index. Methods are safe for concurrent use.
 type Store interface {
 	// Stream returns the stream's ID, creating the row on first use.
@@ -152,6 +164,10 @@ type Store interface {
 	GarbageList(ctx context.Context) ([]Garbage, error)
 	// UnmarkGarbage drops a garbage entry once its blob is deleted.
 	UnmarkGarbage(ctx context.Context, disk, key string) error
+	// DiskUsage sums segments per disk (disks with no segment are
+	// absent), with BytesSince counting those that started at or after
+	// since. It reads every segment row: callers cache it.
+	DiskUsage(ctx context.Context, since time.Time) ([]DiskUsage, error)
 	// Deletions lists the deletion log of a stream, oldest first.
 	Deletions(ctx context.Context, streamID int64) ([]Deletion, error)
 

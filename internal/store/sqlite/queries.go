@@ -585,3 +585,28 @@ FROM runs WHERE id = ? AND stream_id = ?`)
 	}
 	return nil
 }
+
+// DiskUsage implements store.Store, ordered by disk name.
+func (s *Store) DiskUsage(ctx context.Context, since time.Time) ([]store.DiskUsage, error) {
+	rows, err := s.db.QueryContext(ctx, `
+SELECT disk, count(*), sum(bytes), min(start_ns), sum(CASE WHEN start_ns >= ? THEN bytes ELSE 0 END)
+FROM segments GROUP BY disk ORDER BY disk`, boundNS(since))
+	if err != nil {
+		return nil, fmt.Errorf("disk usage: %w", withCtx(ctx, err))
+	}
+	defer rows.Close()
+	var out []store.DiskUsage
+	for rows.Next() {
+		var u store.DiskUsage
+		var oldest int64
+		if err := rows.Scan(&u.Disk, &u.Segments, &u.Bytes, &oldest, &u.BytesSince); err != nil {
+			return nil, fmt.Errorf("disk usage: %w", err)
+		}
+		u.Oldest = fromNS(oldest)
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("disk usage: %w", withCtx(ctx, err))
+	}
+	return out, nil
+}

@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SegmentsOrderAndIsolation", testSegmentsOrder},
 		{"WritingSegments", testWritingSegments},
 		{"HasSegmentsOn", testHasSegmentsOn},
+		{"DiskUsage", testDiskUsage},
 		{"Garbage", testGarbage},
 		{"NotFound", testNotFound},
 		{"TimeRoundTrip", testTimeRoundTrip},
@@ -443,6 +444,34 @@ func testWritingSegments(t *testing.T, s store.Store) {
 	check(t, s.UpdateSegment(ctx, w))
 	if got := must(s.WritingSegments(ctx)); len(got) != 0 {
 		t.Fatalf("WritingSegments after close = %+v", got)
+	}
+}
+
+func testDiskUsage(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if u := must(s.DiskUsage(ctx, t0)); len(u) != 0 {
+		t.Errorf("DiskUsage of an empty index: %+v", u)
+	}
+	st, r := fixture(t, s, "door")
+	for i, disk := range []string{"b", "a", "b"} {
+		seg := closedSeg(st, r, fmt.Sprintf("k%d", i), t0.Add(time.Duration(i)*time.Minute), time.Minute)
+		seg.Disk, seg.Bytes = disk, int64(100*(i+1))
+		add(t, s, seg)
+	}
+	got := must(s.DiskUsage(ctx, t0.Add(90*time.Second)))
+	want := []store.DiskUsage{
+		{Disk: "a", Segments: 1, Bytes: 200, Oldest: t0.Add(time.Minute), BytesSince: 0},
+		{Disk: "b", Segments: 2, Bytes: 400, Oldest: t0, BytesSince: 300},
+	}
+	if len(got) != 2 {
+		t.Fatalf("DiskUsage = %+v", got)
+	}
+	for i := range want {
+		g := got[i]
+		if g.Disk != want[i].Disk || g.Segments != want[i].Segments || g.Bytes != want[i].Bytes ||
+			!g.Oldest.Equal(want[i].Oldest) || g.BytesSince != want[i].BytesSince {
+			t.Errorf("DiskUsage[%d] = %+v, want %+v", i, g, want[i])
+		}
 	}
 }
 

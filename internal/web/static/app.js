@@ -271,10 +271,46 @@ async function showCamera(name) {
   window.custos = { timeline: tl, video, recordedStart: () => recordedStart, live: () => live !== null };
 }
 
+// Settings: storage status and each camera's configuration (read-only
+// for now: the configuration file is edited by hand).
+async function showSettings() {
+  main.innerHTML = `<h1>Settings</h1>
+    <section aria-labelledby="st-h"><h2 id="st-h">Storage</h2><div id="storage">Loading…</div></section>
+    <section aria-labelledby="cam-h"><h2 id="cam-h">Cameras</h2><div id="cams">Loading…</div>
+    <p class="hint">Cameras, storage and retention are set in the configuration file (see custos.example.yaml); editing them here comes later.</p></section>`;
+  const gib = (n) => n >= 1073741824 ? (n / 1073741824).toFixed(1) + " GiB" : (n / 1048576).toFixed(1) + " MiB";
+  try {
+    const disks = await (await api("/api/storage")).json();
+    document.getElementById("storage").innerHTML = `<table><thead><tr><th scope="col">Disk</th><th scope="col">Path</th>
+      <th scope="col">Free</th><th scope="col">Recordings</th><th scope="col">Oldest</th><th scope="col">Rate</th><th scope="col">Days kept</th></tr></thead><tbody>` +
+      disks.map((d) => `<tr data-disk="${esc(d.name)}"><td>${esc(d.name)}</td><td><code>${esc(d.path)}</code></td>
+        <td>${d.error ? `<span class="error">${esc(d.error)}</span>` : `${gib(d.free_bytes)} of ${gib(d.total_bytes)}`}</td>
+        <td>${gib(d.recording_bytes)} (${d.segments} segments)</td>
+        <td>${d.oldest ? new Date(d.oldest).toLocaleString() : "—"}</td>
+        <td>${gib(d.bytes_per_day)}/day</td><td class="days">${d.days_kept ? d.days_kept.toFixed(1) : "—"}</td></tr>`).join("") +
+      `</tbody></table>`;
+  } catch (e) {
+    document.getElementById("storage").innerHTML = `<p class="error">Cannot load storage: ${esc(e.message)}</p>`;
+  }
+  try {
+    const cams = await (await api("/api/cameras")).json();
+    document.getElementById("cams").innerHTML = `<table><thead><tr><th scope="col">Camera</th><th scope="col">Status</th>
+      <th scope="col">Streams</th><th scope="col">Storage</th><th scope="col">Keep at most</th></tr></thead><tbody>` +
+      cams.map((c) => `<tr><td><a href="#/camera/${encodeURIComponent(c.name)}">${esc(c.name)}</a></td><td>${badge(c)}</td>
+        <td>${c.streams.map((s) => esc(s.stream)).join(", ")}</td><td>${esc(c.config.storage || "default")}</td>
+        <td>${[c.config.max_age_hours ? (c.config.max_age_hours / 24).toFixed(1) + " days" : "",
+               c.config.max_bytes ? gib(c.config.max_bytes) : ""].filter(Boolean).join(", ") || "no limit"}</td></tr>`).join("") +
+      `</tbody></table>`;
+  } catch (e) {
+    document.getElementById("cams").innerHTML = `<p class="error">Cannot load cameras: ${esc(e.message)}</p>`;
+  }
+}
+
 function route() {
   leave();
   const m = location.hash.match(/^#\/camera\/(.+)$/);
   if (m) showCamera(decodeURIComponent(m[1]));
+  else if (location.hash === "#/settings") showSettings();
   else showGrid();
   main.focus({ preventScroll: true });
 }

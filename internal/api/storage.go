@@ -1,0 +1,106 @@
+package api
+
+import (
+	"net/http"
+	"time"
+)
+
+// Disk is a storage directory as the API reports it.
+type Disk struct {
+	Name, Path string
+	// MinFree is the space retention keeps free (bytes).
+	MinFree int64
+	// Usage returns the file system's size and free space; nil when
+	// unknown. An error is reported as the disk's error.
+	Usage func() (total, free uint64, err error)
+}
+
+// CameraConfig is what the API shows of a camera's configuration (never
+// its URLs or credentials).
+type CameraConfig struct {
+	Storage string `json:"storage"`
+	// MaxAgeHours and MaxBytes are its retention limits; zero means none.
+	MaxAgeHours float64 `json:"max_age_hours"`
+	MaxBytes    int64   `json:"max_bytes"`
+}
+
+// DiskJSON is one disk in GET /api/storage.
+type DiskJSON struct {
+	Name       string    `json:"name"`
+	Path       string    `json:"path"`
+	TotalBytes uint64    `json:"total_bytes"`
+	FreeBytes  uint64    `json:"free_bytes"`
+	MinFree    int64     `json:"min_free_bytes"`
+	Recordings int64     `json:"recording_bytes"`
+	Segments   int64     `json:"segments"`
+	Oldest     time.Time `json:"oldest,omitzero"`
+	// BytesPerDay is the write rate over the last 24 hours (or since the
+	// oldest recording, when younger).
+	BytesPerDay float64 `json:"bytes_per_day"`
+	// DaysKept estimates how many days of recordings the disk holds at
+	// that rate once full: (recordings + free − min_free) / rate.
+	DaysKept float64 `json:"days_kept,omitempty"`
+	Error    string  `json:"error,omitempty"`
+}
+
+// storageCache keeps GET /api/storage's index sums for a minute: they
+// read every segment row.
+type storageCache struct {
+	at   time.Time
+	body []DiskJSON
+}
+
+func (s *Server) storage(w http.ResponseWriter, r *http.Request) {
+	s.storageMu.Lock()
+	defer s.storageMu.Unlock()
+	now := time.Now()
+	if s.storageCache.body != nil && now.Sub(s.storageCache.at) < time.Minute {
+		writeJSON(w, http.StatusOK, s.refreshFree(s.storageCache.body))
+		return
+	}
+	usage, err := s.Index.DiskUsage(r.Context(), now.Add(-24*time.Hour))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]DiskJSON, 0, len(s.Disks))
+	for _, d := range s.Disks {
+		dj := DiskJSON{Name: d.Name, Path: d.Path, MinFree: d.MinFree}
+		for _, u := range usage {
+			if u.Disk != d.Name {
+				continue
+			}
+			dj.Recordings, dj.Segments, dj.Oldest = u.Bytes, u.Segments, u.Oldest
+			span := min(24*time.Hour, now.Sub(u.Oldest))
+			if span > time.Minute {
+				dj.BytesPerDay = float64(u.BytesSince) / span.Hours() * 24
+			}
+		}
+		out = append(out, dj)
+	}
+	s.storageCache.at, s.storageCache.body = now, out
+	writeJSON(w, http.StatusOK, s.refreshFree(out))
+}
+
+// refreshFree fills the file systems' sizes (cheap: statfs) into a copy.
+func (s *Server) refreshFree(in []DiskJSON) []DiskJSON {
+	out := append([]DiskJSON(nil), in...)
+	for i := range out {
+		d := &out[i]
+		for _, cfg := range s.Disks {
+			if cfg.Name != d.Name || cfg.Usage == nil {
+				continue
+			}
+			total, free, err := cfg.Usage()
+			if err != nil {
+				d.Error = err.Error()
+				continue
+			}
+			d.TotalBytes, d.FreeBytes = total, free
+			if d.BytesPerDay > 0 {
+				d.DaysKept = (float64(d.Recordings) + float64(free) - float64(d.MinFree)) / d.BytesPerDay
+			}
+		}
+	}
+	return out
+}
