@@ -28,6 +28,11 @@ type LiveResult struct {
 	LatencyP50ms    float64 `json:"latency_p50_ms"`
 	LatencyP99ms    float64 `json:"latency_p99_ms"`
 	LatencyMaxms    float64 `json:"latency_max_ms"`
+	// Sent*: from the recorder handing a frame over to its fragment being
+	// written to a viewer's WebSocket (worst p99 and max over the hubs).
+	SentP50ms float64 `json:"sent_p50_ms"`
+	SentP99ms float64 `json:"sent_p99_ms"`
+	SentMaxms float64 `json:"sent_max_ms"`
 }
 
 type viewers struct {
@@ -88,8 +93,9 @@ func (v *viewers) result(addr string, seconds float64) (*LiveResult, error) {
 	defer resp.Body.Close()
 	var hubs []struct {
 		Stats struct {
-			Dropped uint64
-			Latency struct{ P50, P99, Max time.Duration }
+			Dropped     uint64
+			Latency     struct{ P50, P99, Max time.Duration }
+			SentLatency struct{ P50, P99, Max time.Duration }
 		} `json:"stats"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&hubs); err != nil {
@@ -101,6 +107,9 @@ func (v *viewers) result(addr string, seconds float64) (*LiveResult, error) {
 		r.LatencyP50ms = max(r.LatencyP50ms, ms(h.Stats.Latency.P50))
 		r.LatencyP99ms = max(r.LatencyP99ms, ms(h.Stats.Latency.P99))
 		r.LatencyMaxms = max(r.LatencyMaxms, ms(h.Stats.Latency.Max))
+		r.SentP50ms = max(r.SentP50ms, ms(h.Stats.SentLatency.P50))
+		r.SentP99ms = max(r.SentP99ms, ms(h.Stats.SentLatency.P99))
+		r.SentMaxms = max(r.SentMaxms, ms(h.Stats.SentLatency.Max))
 	}
 	return r, nil
 }

@@ -113,7 +113,8 @@ type Hub struct {
 	scratch []byte // sample data of the frame being emitted
 	stats   Stats
 	lat     latencyHist
-	gone    int // frames dropped by viewers that have closed
+	sentLat latencyHist // Publish to written to a WebSocket (ServeMSE)
+	gone    int         // frames dropped by viewers that have closed
 }
 
 // entry is one frame: its NAL units (retained, never modified) and times.
@@ -327,7 +328,8 @@ func (h *Hub) emit(e *entry, dur90k int64) {
 	if cap(h.scratch) > 4<<20 {
 		h.scratch = nil // do not keep a rare huge frame's buffer
 	}
-	msg := Message{Data: data, Key: e.key, PTS90k: e.dts + int64(e.cts), DTS90k: e.dts, CameraPTS90k: e.pts, Frames: 1}
+	msg := Message{Data: data, Key: e.key, PTS90k: e.dts + int64(e.cts), DTS90k: e.dts, CameraPTS90k: e.pts, Frames: 1,
+		Published: e.published}
 	for _, v := range h.viewers {
 		if !v.pushFrame(msg) {
 			h.stats.Overflows++
@@ -370,4 +372,13 @@ func buildGOP(gop []entry, lastDur90k int64, seq uint32) Message {
 
 func sameParams(a, b media.ParamSets) bool {
 	return bytes.Equal(a.SPS, b.SPS) && bytes.Equal(a.PPS, b.PPS) && bytes.Equal(a.VPS, b.VPS)
+}
+
+// noteSent records that a live frame published at t has been written to a
+// viewer's connection.
+func (h *Hub) noteSent(t time.Time) {
+	d := time.Since(t)
+	h.mu.Lock()
+	h.sentLat.add(d)
+	h.mu.Unlock()
 }

@@ -116,5 +116,8 @@ func sendMSE(ctx context.Context, c *websocket.Conn, v *Viewer, timeout time.Dur
 		if err := write(websocket.MessageBinary, m.Data); err != nil {
 			return err
 		}
+		if !m.Published.IsZero() {
+			v.hub.noteSent(m.Published)
+		}
 	}
 }

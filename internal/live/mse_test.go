@@ -130,6 +130,10 @@ func TestServeMSE(t *testing.T) {
 	}
 	stop()
 	decodeFile(t, "ws.mp4", file, frames)
+	// Live frames (not the cached GOP) were timed to the socket write.
+	if sl := h.Stats().SentLatency; sl.Count == 0 || sl.Max <= 0 || sl.P99 > 10*time.Second {
+		t.Errorf("sent latency not recorded: %+v", sl)
+	}
 }
 
 // TestServeMSECrossOrigin checks that a page of another origin cannot open

@@ -31,6 +31,10 @@ type Stats struct {
 	// every viewer's queue, for frames published with viewers present. It
 	// includes frames held back (a run's first frames, coalescing).
 	Latency LatencySummary
+	// SentLatency is the time from Publish to the frame's fragment being
+	// written to a viewer's WebSocket (ServeMSE), per viewer and frame:
+	// the server's whole part of live latency after ingest.
+	SentLatency LatencySummary
 }
 
 // LatencySummary summarises a latency distribution. Quantiles are
@@ -49,6 +53,7 @@ func (h *Hub) Stats() Stats {
 	dropped := h.gone
 	vs := append([]*Viewer(nil), h.viewers...)
 	s.Latency = h.lat.summary()
+	s.SentLatency = h.sentLat.summary()
 	h.mu.Unlock()
 	for _, v := range vs {
 		dropped += v.Dropped()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // ErrClosed is returned by Viewer.Next once the viewer or its hub is
@@ -38,6 +39,9 @@ type Message struct {
 	// frame, the cached GOP's length for the first fragment after
 	// Subscribe.
 	Frames int
+	// Published is when the recorder handed the frame to the hub (live
+	// frames only; zero for init segments and the cached GOP).
+	Published time.Time
 }
 
 // MIME returns the MSE type of an init message, e.g.
