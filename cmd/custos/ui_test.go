@@ -27,11 +27,13 @@ import (
 // sub-stream, yard without) and returns the base URL once both have
 // recorded minSeconds that the index vouches for.
 func uiServer(t *testing.T, minSeconds float64) string {
-	return uiServerCodec(t, minSeconds, media.CodecH264)
+	base, _ := uiServerCodec(t, minSeconds, media.CodecH264)
+	return base
 }
 
-// uiServerCodec is uiServer with the cameras' main streams in codec.
-func uiServerCodec(t *testing.T, minSeconds float64, codec media.Codec) string {
+// uiServerCodec is uiServer with the cameras' main streams in codec; it
+// also returns the simulator's address.
+func uiServerCodec(t *testing.T, minSeconds float64, codec media.Codec) (string, string) {
 	t.Helper()
 	s, err := sim.New(sim.Options{Cameras: 2, Codec: codec})
 	if err != nil {
@@ -79,7 +81,7 @@ cameras:
 			time.Sleep(250 * time.Millisecond)
 		}
 	}
-	return base
+	return base, ln.Addr().String()
 }
 
 // screenshot saves a PNG of the page under $CUSTOS_SCREENSHOTS (the
@@ -98,7 +100,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // a second), and an export selected on the page downloads a file ffprobe
 // accepts.
 func TestUITimelinePlaysAndExports(t *testing.T) {
-	base := uiServer(t, 8)
+	base, simAddr := uiServerCodec(t, 8, media.CodecH264)
 	ctx := testpeer.Browser(t)
 	if _, err := testpeer.EvalPage[bool](t, ctx, base+"/#/camera/door",
 		`!!(window.custos && document.querySelector('.tl-run'))`, 30*time.Second); err != nil {
@@ -213,6 +215,32 @@ func TestUITimelinePlaysAndExports(t *testing.T) {
 	if st.Cameras != 2 || !strings.Contains(st.Disk, "GiB") || !strings.Contains(st.Disk, "segments") {
 		t.Errorf("settings page: %+v", st)
 	}
+
+	// Add a camera: the probe shows what it sends, and the entry to add.
+	probed, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(() => {
+		document.getElementById('add-name').value = 'porch';
+		document.getElementById('add-url').value = 'rtsp://%s/cam2';
+		document.getElementById('add-sub').value = 'rtsp://%s/cam2/sub';
+		document.querySelector('#add button[type=submit]').click();
+		return true;
+	})()`, simAddr, simAddr)))
+	if err != nil || !probed {
+		t.Fatalf("probe form: %v", err)
+	}
+	pctx2, cancel3 := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel3()
+	result, err := chromedp.Run(pctx2, chromedp.Poll[string](`(() => {
+		const r = document.getElementById('add-result');
+		return r.querySelector('pre') || r.querySelector('.error') ? r.textContent : null;
+	})()`, chromedp.WithPollingInterval(100*time.Millisecond)))
+	if err != nil {
+		t.Fatalf("probe result: %v", err)
+	}
+	for _, want := range []string{"1920×1080", "640×360", "name: porch", "sub_url: rtsp://"} {
+		if !strings.Contains(result, want) {
+			t.Errorf("probe result lacks %q:\n%s", want, result)
+		}
+	}
 	screenshot(t, ctx, "settings.png")
 }
 
@@ -272,7 +300,7 @@ func TestUIGridLive(t *testing.T) {
 // sub-stream of the other plays; on a phone-sized screen the grid fits
 // the width; every control has an accessible name.
 func TestUIH265AndPhone(t *testing.T) {
-	base := uiServerCodec(t, 1, media.CodecH265)
+	base, _ := uiServerCodec(t, 1, media.CodecH265)
 	ctx := testpeer.Browser(t)
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile)); err != nil {
 		t.Fatal(err)

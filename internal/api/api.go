@@ -67,6 +67,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/cameras/{name}/live.ws", s.liveWS)
 	mux.HandleFunc("GET /api/live", s.liveStats)
 	mux.HandleFunc("GET /api/storage", s.storage)
+	mux.HandleFunc("POST /api/probe", s.probeCamera)
 	mux.HandleFunc("POST /api/cameras/{name}/whep", s.whep)
 	mux.HandleFunc("DELETE /api/cameras/{name}/whep", s.whep)
 	if s.UI != nil {

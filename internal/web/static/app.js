@@ -277,7 +277,19 @@ async function showSettings() {
   main.innerHTML = `<h1>Settings</h1>
     <section aria-labelledby="st-h"><h2 id="st-h">Storage</h2><div id="storage">Loading…</div></section>
     <section aria-labelledby="cam-h"><h2 id="cam-h">Cameras</h2><div id="cams">Loading…</div>
-    <p class="hint">Cameras, storage and retention are set in the configuration file (see custos.example.yaml); editing them here comes later.</p></section>`;
+    <p class="hint">Cameras, storage and retention are set in the configuration file (see custos.example.yaml); editing them here comes later.</p></section>
+    <section aria-labelledby="add-h"><h2 id="add-h">Add a camera</h2>
+      <form id="add" class="add">
+        <label>Name <input id="add-name" required pattern="[a-z0-9_-]+" placeholder="front-door" autocomplete="off"></label>
+        <label>Main stream URL <input id="add-url" required placeholder="rtsp://192.168.1.10:554/Streaming/Channels/101" autocomplete="off"></label>
+        <label>Sub-stream URL <input id="add-sub" placeholder="optional" autocomplete="off"></label>
+        <label>User <input id="add-user" autocomplete="off"></label>
+        <label>Password <input id="add-pass" type="password" autocomplete="new-password"></label>
+        <button type="submit">Probe</button>
+      </form>
+      <div id="add-result" role="status" aria-live="polite"></div>
+    </section>`;
+  document.getElementById("add").onsubmit = (e) => { e.preventDefault(); probeCamera(); };
   const gib = (n) => n >= 1073741824 ? (n / 1073741824).toFixed(1) + " GiB" : (n / 1048576).toFixed(1) + " MiB";
   try {
     const disks = await (await api("/api/storage")).json();
@@ -304,6 +316,39 @@ async function showSettings() {
   } catch (e) {
     document.getElementById("cams").innerHTML = `<p class="error">Cannot load cameras: ${esc(e.message)}</p>`;
   }
+}
+
+// probeCamera asks the server to probe the camera typed into the form
+// (main and sub-stream) and shows what it sends and the configuration
+// entry to add.
+async function probeCamera() {
+  const $ = (id) => document.getElementById(id);
+  const out = $("add-result");
+  const name = $("add-name").value.trim(), urls = [["main", $("add-url").value.trim()], ["sub", $("add-sub").value.trim()]];
+  if (!/^[a-z0-9_-]+$/.test(name)) { out.innerHTML = `<p class="error">A name is lower-case letters, digits, - and _.</p>`; return; }
+  out.textContent = "Probing…";
+  const rows = [];
+  let ok = true;
+  for (const [stream, url] of urls) {
+    if (!url) continue;
+    try {
+      const res = await (await api("/api/probe", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ url, username: $("add-user").value, password: $("add-pass").value, seconds: 2 }) })).json();
+      for (const t of res.tracks.filter((t) => t.received)) {
+        rows.push(`<tr><td>${stream}</td><td>${esc(t.codec)} ${esc(t.profile || "")}</td><td>${t.width}×${t.height}</td>
+          <td>${t.fps ? t.fps.toFixed(0) : "?"}</td><td>${(t.received.bytes * 8 / res.seconds / 1000).toFixed(0)} kbit/s</td></tr>`);
+      }
+    } catch (e) {
+      ok = false;
+      rows.push(`<tr><td>${stream}</td><td colspan="4" class="error">${esc(e.message)}</td></tr>`);
+    }
+  }
+  const yaml = [`  - name: ${name}`, `    url: ${urls[0][1]}`].concat(urls[1][1] ? [`    sub_url: ${urls[1][1]}`] : [],
+    $("add-user").value ? [`    username: ${$("add-user").value}`, `    password: <the password>`] : []).join("\n");
+  out.innerHTML = `<table><thead><tr><th scope="col">Stream</th><th scope="col">Codec</th><th scope="col">Size</th>
+    <th scope="col">FPS</th><th scope="col">Bitrate</th></tr></thead><tbody>${rows.join("")}</tbody></table>` +
+    (ok ? `<p>Add this under <code>cameras:</code> in the configuration file and restart <code>custos serve</code>:</p><pre>${esc(yaml)}</pre>`
+        : `<p class="error">Fix the camera's URL or credentials and probe again.</p>`);
 }
 
 function route() {

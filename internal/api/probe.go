@@ -1,0 +1,64 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/custos-nvr/custos/internal/probe"
+	"github.com/custos-nvr/custos/internal/rtsp"
+)
+
+// ProbeRequest is the body of POST /api/probe.
+type ProbeRequest struct {
+	URL      string  `json:"url"`
+	Username string  `json:"username,omitempty"`
+	Password string  `json:"password,omitempty"`
+	Seconds  float64 `json:"seconds,omitempty"`
+}
+
+// maxProbeSeconds bounds how long one probe receives media.
+const maxProbeSeconds = 5
+
+// probeCamera serves POST /api/probe: it connects to a camera URL (before
+// the camera is configured) and answers what custos probe prints, so the
+// UI can show what a camera sends before it is saved. Failures are 422
+// with custos probe's one-line reason; the URL in the answer never carries
+// credentials.
+func (s *Server) probeCamera(w http.ResponseWriter, r *http.Request) {
+	var req ProbeRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		s.writeError(w, r, &Error{Status: http.StatusBadRequest, Message: "the body must be JSON {url, username, password, seconds}: " + err.Error()})
+		return
+	}
+	u, err := url.Parse(req.URL)
+	if err != nil || u.Scheme != "rtsp" || u.Host == "" {
+		s.writeError(w, r, &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("url %q is not an rtsp:// URL with a host", rtsp.RedactURL(req.URL))})
+		return
+	}
+	if req.Seconds < 0 || req.Seconds > maxProbeSeconds {
+		s.writeError(w, r, &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("seconds must be from 0 to %d", maxProbeSeconds)})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second+time.Duration(req.Seconds*float64(time.Second)))
+	defer cancel()
+	res, err := probe.Run(ctx, probe.Options{
+		Client:   rtsp.ClientConfig{URL: req.URL, Username: req.Username, Password: req.Password, Logger: s.logger()},
+		Duration: time.Duration(req.Seconds * float64(time.Second)),
+	})
+	if err != nil {
+		if errors.Is(r.Context().Err(), context.Canceled) {
+			return
+		}
+		s.writeError(w, r, &Error{Status: http.StatusUnprocessableEntity, Message: probe.Describe(err)})
+		return
+	}
+	res.URL = rtsp.RedactURL(res.URL)
+	writeJSON(w, http.StatusOK, res)
+}
