@@ -15,6 +15,7 @@ package live
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -27,10 +28,12 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
-	pmedia "github.com/pion/webrtc/v4/pkg/media"
 
+	"github.com/custos-nvr/custos/internal/codec/h264"
 	"github.com/custos-nvr/custos/internal/media"
+	rtph264 "github.com/custos-nvr/custos/internal/rtp/h264"
 )
 
 // Defaults and bounds of ServeWHEP.
@@ -283,9 +286,44 @@ func servePostWHEP(w http.ResponseWriter, r *http.Request, h *Hub, o *WHEPOption
 	io.WriteString(w, pc.LocalDescription().SDP)
 }
 
+// rtpWriter packetizes frames for a session's track itself (rather than
+// pion's sample track, whose timestamps follow decode order), so that
+// each frame's RTP timestamp is its presentation time: B-frames then play
+// in the right order and at the right pace. Not safe for concurrent use.
+type rtpWriter struct {
+	track *webrtc.TrackLocalStaticRTP
+	pk    rtph264.Packetizer
+	seq   uint16
+	base  uint32 // random start of the RTP clock (RFC 3550)
+	// t90k is the session's decode timeline: the durations sent so far
+	// (the cached GOP compressed, live frames at their own pace).
+	t90k int64
+}
+
+// webrtcMTU bounds RTP payloads: WebRTC's usual 1200 bytes leave room for
+// SRTP and TURN overheads.
+const webrtcMTU = 1200
+
+// write sends one frame as RTP packets stamped with its presentation time
+// on the session's timeline, then advances the timeline by dur90k.
+func (w *rtpWriter) write(f Frame, dur90k int64) error {
+	ts := w.base + uint32(w.t90k+(f.PTS90k-f.DTS90k))
+	var werr error
+	w.pk.Packetize(h264.SplitAnnexB(f.AnnexB), webrtcMTU, func(payload []byte, marker bool) {
+		if werr != nil {
+			return
+		}
+		w.seq++
+		werr = w.track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, Marker: marker,
+			SequenceNumber: w.seq, Timestamp: ts}, Payload: payload})
+	})
+	w.t90k += dur90k
+	return werr
+}
+
 // runSession waits for the peer to connect and then writes frames to the
 // track until ctx ends, the hub closes, or the codec changes.
-func runSession(ctx context.Context, fv *FrameViewer, track *webrtc.TrackLocalStaticSample, f Frame, connected <-chan struct{}, timeout time.Duration) error {
+func runSession(ctx context.Context, fv *FrameViewer, track *webrtc.TrackLocalStaticRTP, f Frame, connected <-chan struct{}, timeout time.Duration) error {
 	t := time.NewTimer(timeout)
 	select {
 	case <-connected:
@@ -296,12 +334,15 @@ func runSession(ctx context.Context, fv *FrameViewer, track *webrtc.TrackLocalSt
 	case <-t.C:
 		return errors.New("peer did not connect in time")
 	}
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	w := &rtpWriter{track: track, base: binary.BigEndian.Uint32(rnd[:]), seq: binary.BigEndian.Uint16(rnd[:2])}
 	for {
-		dur := time.Duration(f.Dur90k) * time.Second / 90000
+		dur90k := f.Dur90k
 		if f.Cached {
-			dur = catchUpDur
+			dur90k = int64(catchUpDur * 90000 / time.Second)
 		}
-		if err := track.WriteSample(pmedia.Sample{Data: f.AnnexB, Duration: dur}); err != nil {
+		if err := w.write(f, dur90k); err != nil {
 			return err
 		}
 		var err error
@@ -327,12 +368,12 @@ func drainRTCP(s *webrtc.RTPSender) {
 
 // negotiate applies the offer, adds the video track to its transceiver and
 // creates the answer.
-func negotiate(pc *webrtc.PeerConnection, offer webrtc.SessionDescription, sps []byte) (webrtc.SessionDescription, *webrtc.TrackLocalStaticSample, *webrtc.RTPSender, error) {
+func negotiate(pc *webrtc.PeerConnection, offer webrtc.SessionDescription, sps []byte) (webrtc.SessionDescription, *webrtc.TrackLocalStaticRTP, *webrtc.RTPSender, error) {
 	var none webrtc.SessionDescription
 	if err := pc.SetRemoteDescription(offer); err != nil {
 		return none, nil, nil, err
 	}
-	track, err := webrtc.NewTrackLocalStaticSample(h264Capability(sps), "video", "custos")
+	track, err := webrtc.NewTrackLocalStaticRTP(h264Capability(sps), "video", "custos")
 	if err != nil {
 		return none, nil, nil, err
 	}

@@ -1,6 +1,7 @@
 package live
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -469,5 +470,87 @@ func TestSlowFrameViewer(t *testing.T) {
 	h.mu.Unlock()
 	if n != 0 {
 		t.Errorf("%d frame viewers after Close", n)
+	}
+}
+
+// TestWHEPBFrames sends a stream with B-frames over WebRTC: the RTP
+// timestamps of live frames step by the camera's presentation times
+// (out of decode order), not by decode durations, so the browser shows
+// the frames in order and on time.
+func TestWHEPBFrames(t *testing.T) {
+	checkGoroutines(t)
+	frames := encodeBFrames(t)
+	h := NewHub(HubOptions{})
+	defer h.Close()
+	url := whepServer(t, h, WHEPOptions{})
+	stop := realTime(h, func(i int) *ingest.Frame { return frames[min(i, len(frames)-1)] })
+	defer stop()
+
+	pc := testPeer(t, webrtc.RTPCodecTypeVideo)
+	const want = 60
+	res := make(chan []media.AccessUnit, 1)
+	var once sync.Once
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		d := rtph264.NewDepacketizer(media.ParamSets{})
+		var aus []media.AccessUnit
+		for len(aus) < want {
+			pkt, _, err := tr.ReadRTP()
+			if err != nil {
+				break
+			}
+			d.Push(pkt)
+			for au, ok := d.Pull(); ok; au, ok = d.Pull() {
+				aus = append(aus, au)
+			}
+		}
+		once.Do(func() { res <- aus })
+		for {
+			if _, _, err := tr.ReadRTP(); err != nil {
+				return
+			}
+		}
+	})
+	resp, answer := postOffer(t, url+"/whep", "application/sdp", makeOffer(t, pc))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST: %s: %s", resp.Status, answer)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	var aus []media.AccessUnit
+	select {
+	case aus = <-res:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no frames within 30 s")
+	}
+	if len(aus) < want {
+		t.Fatalf("got %d access units", len(aus))
+	}
+	// Which published frame is the first one received (the cached GOP's
+	// key frame): match its last NAL unit.
+	last := func(n [][]byte) []byte { return n[len(n)-1] }
+	i0 := -1
+	for i, f := range frames {
+		if bytes.Equal(last(f.NALUs), last(aus[0].NALUs)) {
+			i0 = i
+			break
+		}
+	}
+	if i0 < 0 || !aus[0].Key {
+		t.Fatalf("first access unit (key %v) matches no published frame", aus[0].Key)
+	}
+	bsteps := 0
+	for k := len(aus) - 15; k < len(aus); k++ {
+		got := aus[k].PTS90k - aus[k-1].PTS90k
+		want := frames[i0+k].PTS90k - frames[i0+k-1].PTS90k
+		if got != want {
+			t.Errorf("access unit %d: RTP step %d, camera presentation step %d", k, got, want)
+		}
+		if want != 3600 {
+			bsteps++
+		}
+	}
+	if bsteps == 0 {
+		t.Fatal("the stream has no B-frames in the checked span: the test proves nothing")
 	}
 }
