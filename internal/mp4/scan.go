@@ -339,9 +339,17 @@ func ReadSamples(r io.ReaderAt, frag Fragment) ([]SampleInfo, error) {
 	return out, nil
 }
 
-// walk calls fn for each child box in b. It fails on a child whose size is
-// below its header or beyond b; a size of 0 extends to the end of b.
-func walk(b []byte, fn func(typ uint32, body []byte) error) error {
+// childBox is one box found by forBoxes.
+type childBox struct {
+	typ  uint32
+	box  []byte // the whole box, header included
+	body []byte // the box after its header
+}
+
+// forBoxes calls fn for each box in b, in order. It fails on a box whose
+// header is truncated or whose size is below its header or beyond b; a
+// size of 0 extends to the end of b.
+func forBoxes(b []byte, fn func(c childBox) error) error {
 	for len(b) > 0 {
 		if len(b) < 8 {
 			return errors.New("truncated box header")
@@ -361,12 +369,17 @@ func walk(b []byte, fn func(typ uint32, body []byte) error) error {
 		if size < hdr || size > uint64(len(b)) {
 			return fmt.Errorf("%s box size %d out of range", fourCC(typ), size)
 		}
-		if err := fn(typ, b[hdr:size]); err != nil {
+		if err := fn(childBox{typ: typ, box: b[:size], body: b[hdr:size]}); err != nil {
 			return err
 		}
 		b = b[size:]
 	}
 	return nil
+}
+
+// walk calls fn with the type and body of each child box in b (forBoxes).
+func walk(b []byte, fn func(typ uint32, body []byte) error) error {
+	return forBoxes(b, func(c childBox) error { return fn(c.typ, c.body) })
 }
 
 // parseMoof walks a moof body (the moof starting at file offset moofOff,
