@@ -86,11 +86,81 @@ CREATE TABLE deletions (
 ) STRICT;
 CREATE INDEX deletions_stream_at ON deletions (stream_id, at_ns);
 `,
+	// Version 2: accounts (internal/auth) and the audit log
+	// (internal/audit).
+	//
+	// Secrets are never stored: passwords as argon2id PHC strings,
+	// session IDs and API tokens as SHA-256 digests (they are 256-bit
+	// random values, so a fast hash is enough).
+	`
+CREATE TABLE users (
+	id                  INTEGER PRIMARY KEY,
+	name                TEXT    NOT NULL UNIQUE,
+	role                TEXT    NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+	password_hash       TEXT    NOT NULL,
+	created_ns          INTEGER NOT NULL,
+	password_changed_ns INTEGER NOT NULL
+) STRICT;
+
+-- camera '*' grants every camera, present and future. perms is a
+-- comma-separated subset of live, recordings, export.
+CREATE TABLE grants (
+	user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+	camera  TEXT    NOT NULL,
+	perms   TEXT    NOT NULL,
+	PRIMARY KEY (user_id, camera)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE sessions (
+	id_hash      BLOB    PRIMARY KEY,
+	user_id      INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+	csrf         TEXT    NOT NULL,
+	created_ns   INTEGER NOT NULL,
+	last_seen_ns INTEGER NOT NULL,
+	expires_ns   INTEGER NOT NULL,
+	addr         TEXT    NOT NULL,
+	user_agent   TEXT    NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX sessions_user ON sessions (user_id);
+
+CREATE TABLE tokens (
+	id           INTEGER PRIMARY KEY,
+	user_id      INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+	name         TEXT    NOT NULL,
+	hash         BLOB    NOT NULL UNIQUE,
+	created_ns   INTEGER NOT NULL,
+	last_used_ns INTEGER NOT NULL DEFAULT 0,
+	expires_ns   INTEGER NOT NULL DEFAULT 0  -- 0: never
+) STRICT;
+CREATE INDEX tokens_user ON tokens (user_id);
+
+-- The audit log: a hash chain (docs/security.md). seq starts at 1 and
+-- has no holes; hash = SHA-256 over prev_hash and the entry's fields.
+-- The triggers make ordinary writes fail; someone who drops them can
+-- still edit rows, which custos audit verify then detects.
+CREATE TABLE audit (
+	seq       INTEGER PRIMARY KEY,
+	at_ns     INTEGER NOT NULL,
+	actor     TEXT    NOT NULL,
+	addr      TEXT    NOT NULL,
+	action    TEXT    NOT NULL,
+	camera    TEXT    NOT NULL,
+	detail    TEXT    NOT NULL,
+	result    TEXT    NOT NULL,
+	prev_hash BLOB    NOT NULL,
+	hash      BLOB    NOT NULL
+) STRICT;
+CREATE INDEX audit_at ON audit (at_ns);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+`,
 }
 
 // SchemaVersion is the schema version this code writes and understands;
 // it equals len(migrations) (checked by a test).
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // ErrSchemaTooNew is returned (wrapped) by Open for a database written by
 // a newer Custos.
