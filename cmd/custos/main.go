@@ -29,7 +29,18 @@ type command struct {
 type env struct {
 	stdout io.Writer
 	stderr io.Writer
+	stdin  io.Reader
 	log    *slog.Logger
+	// env, when set, replaces the process environment (tests).
+	env map[string]string
+}
+
+// getenv reads an environment variable (from e.env when set).
+func (e *env) getenv(k string) string {
+	if e.env != nil {
+		return e.env[k]
+	}
+	return os.Getenv(k)
 }
 
 func commands() []command {
@@ -50,7 +61,7 @@ var errUsage = errors.New("usage")
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e := &env{stdout: os.Stdout, stderr: os.Stderr}
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin}
 	if path := os.Getenv("CUSTOS_CPUPROFILE"); path != "" {
 		// For benchmarks: profile the whole run of this process.
 		f, err := os.Create(path)

@@ -2,16 +2,21 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/custos-nvr/custos/internal/api"
+	"github.com/custos-nvr/custos/internal/audit"
+	"github.com/custos-nvr/custos/internal/auth"
 	"github.com/custos-nvr/custos/internal/blob"
 	"github.com/custos-nvr/custos/internal/blob/local"
 	"github.com/custos-nvr/custos/internal/config"
@@ -23,6 +28,7 @@ import (
 	"github.com/custos-nvr/custos/internal/store"
 	"github.com/custos-nvr/custos/internal/store/sqlite"
 	"github.com/custos-nvr/custos/internal/thumb"
+	"github.com/custos-nvr/custos/internal/tlscert"
 	"github.com/custos-nvr/custos/internal/web"
 )
 
@@ -42,7 +48,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "custos: recording %d cameras; API at http://%s/api/cameras\n", len(cfg.Cameras), srv.addr)
+	fmt.Fprintf(e.stdout, "custos: recording %d cameras; web UI at %s/\n", len(cfg.Cameras), srv.baseURL())
 	<-ctx.Done()
 	return srv.stop()
 }
@@ -60,6 +66,20 @@ type server struct {
 	// hubs are the live-view hubs: closing them ends WebSocket viewers,
 	// which http.Server.Shutdown does not know about.
 	hubs []*live.Hub
+	auth  *auth.Service
+	audit *audit.Log
+	tls   bool
+	// adminPassword is the password of the first admin when this start
+	// created it (from CUSTOS_ADMIN_PASSWORD or generated).
+	adminPassword string
+}
+
+// baseURL is the server's URL (http or https, no credentials).
+func (s *server) baseURL() string {
+	if s.tls {
+		return "https://" + s.addr
+	}
+	return "http://" + s.addr
 }
 
 // startServer opens the index and the storage directories, recovers what a
@@ -89,8 +109,55 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		idx.Close()
 		return nil, fmt.Errorf("recover unfinished segments: %w", err)
 	}
+	authSvc, err := auth.New(idx, auth.Options{})
+	if err != nil {
+		idx.Close()
+		return nil, err
+	}
+	auditLog, err := audit.Open(ctx, idx, filepath.Join(cfg.DataDir, "audit.log"), nil)
+	if err != nil {
+		idx.Close()
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	adminPass := e.getenv("CUSTOS_ADMIN_PASSWORD")
+	created, generated, err := authSvc.Bootstrap(ctx, adminPass)
+	if err != nil {
+		auditLog.Close()
+		idx.Close()
+		return nil, err
+	}
+	if created {
+		if generated != "" {
+			adminPass = generated
+			fmt.Fprintf(e.stdout, "custos: created user admin with password %s\n"+
+				"        (shown once: note it, or change it with custos user passwd --config FILE admin)\n", generated)
+		} else {
+			fmt.Fprintln(e.stdout, "custos: created user admin with the password in CUSTOS_ADMIN_PASSWORD")
+		}
+		if _, err := auditLog.Append(ctx, audit.Entry{Action: audit.UserAdd, Result: "ok",
+			Detail: map[string]string{"user": "admin", "role": "admin", "reason": "first start"}}); err != nil {
+			auditLog.Close()
+			idx.Close()
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+	} else {
+		adminPass = ""
+	}
+	if _, err := auditLog.Append(ctx, audit.Entry{Action: audit.Start, Result: "ok",
+		Detail: map[string]string{"cameras": strconv.Itoa(len(cfg.Cameras)), "listen": cfg.Listen}}); err != nil {
+		auditLog.Close()
+		idx.Close()
+		return nil, fmt.Errorf("audit: %w", err)
+	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &server{idx: idx, cancel: cancel}
+	s := &server{idx: idx, cancel: cancel, auth: authSvc, audit: auditLog, adminPassword: adminPass}
+	fail := func(err error) (*server, error) {
+		cancel()
+		s.wg.Wait()
+		auditLog.Close()
+		idx.Close()
+		return nil, err
+	}
 	// A failed write (a full disk) asks retention for a pass at once.
 	kick := make(chan struct{}, 1)
 	onWriteError := func(error) {
@@ -120,9 +187,7 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 			}
 			sup, err := recorder.NewSupervisor(sc, diskErr[cc.Storage])
 			if err != nil {
-				cancel()
-				idx.Close()
-				return nil, err
+				return fail(err)
 			}
 			cam.Streams = append(cam.Streams, sup)
 			s.wg.Add(1)
@@ -133,7 +198,7 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		}
 		cams = append(cams, cam)
 	}
-	ret := &retention.Retention{Index: idx, Disks: map[string]retention.Disk{}, Logger: e.log}
+	ret := &retention.Retention{Index: idx, Disks: map[string]retention.Disk{}, Logger: e.log, Audit: auditLog}
 	for _, sc := range cfg.Storage {
 		d, ok := disks[sc.Name].(*local.Dir)
 		if !ok {
@@ -153,18 +218,34 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		defer s.wg.Done()
 		runRetention(rctx, ret, kick, e)
 	}()
+	var tlsConf *tls.Config
+	switch {
+	case cfg.TLS.Cert != "":
+		if tlsConf, err = tlscert.Load(cfg.TLS.Cert, cfg.TLS.Key, e.log, nil); err != nil {
+			return fail(err)
+		}
+	case cfg.TLS.SelfSigned:
+		var fp string
+		if tlsConf, fp, err = tlscert.SelfSigned(filepath.Join(cfg.DataDir, "tls"), tlscert.Hosts(cfg.Listen), nil); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(e.stdout, "custos: self-signed certificate %s\n        SHA-256 fingerprint %s\n",
+			filepath.Join(cfg.DataDir, "tls", "cert.pem"), fp)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		cancel()
-		s.wg.Wait()
-		idx.Close()
-		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return fail(fmt.Errorf("listen %s: %w", cfg.Listen, err))
 	}
 	s.addr = ln.Addr().String()
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+		s.tls = true
+	}
 	a := &api.Server{Cameras: cams, Index: idx, Logger: e.log,
 		Playback: &playback.Source{Index: idx, Disks: disks, Cache: playback.NewIndexCache(1 << 20), Logger: e.log},
 		Thumbs:   thumb.New("", 2, 32<<20),
-		UI:       web.Handler()}
+		UI:       web.Handler(), LoginPage: web.LoginPage(), PublicUI: web.PublicPaths,
+		Auth: authSvc, Audit: auditLog}
 	for _, sc := range cfg.Storage {
 		d := api.Disk{Name: sc.Name, Path: sc.Path, MinFree: int64(sc.MinFree)}
 		if ld, ok := disks[sc.Name].(*local.Dir); ok {
@@ -216,7 +297,7 @@ func (s *server) stop() error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.http.Shutdown(sctx)
-	return s.idx.Close()
+	return errors.Join(s.audit.Close(), s.idx.Close())
 }
 
 // retentionEvery is how often retention runs while serving.

@@ -1,7 +1,7 @@
 // Package api serves Custos's HTTP API: JSON under /api/, health at
 // /healthz. Handlers turn errors into statuses in one place (writeError).
-// The API has no authentication yet; serve it on loopback only until
-// accounts land (docs/api.md).
+// Every route is behind authentication and per-camera grants
+// (access.go, docs/security.md), and viewing is audited.
 package api
 
 import (
@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/custos-nvr/custos/internal/audit"
+	"github.com/custos-nvr/custos/internal/auth"
 	"github.com/custos-nvr/custos/internal/live"
 	"github.com/custos-nvr/custos/internal/playback"
 	"github.com/custos-nvr/custos/internal/recorder"
@@ -49,34 +51,83 @@ type Server struct {
 	UI http.Handler
 	// Disks are the storage directories, for GET /api/storage.
 	Disks []Disk
+	// Auth authenticates requests and manages accounts (required).
+	Auth *auth.Service
+	// Audit records every view, export and change (required).
+	Audit *audit.Log
+	// LoginPage is the HTML of the sign-in form, sent as the body of a
+	// page request's 401; PublicUI are the UI paths served without
+	// credentials (the form's own assets).
+	LoginPage []byte
+	PublicUI  []string
+
+	recentAudits
 
 	storageMu    sync.Mutex
 	storageCache storageCache
 }
 
-// Handler returns the HTTP handler for every route.
+// Handler returns the HTTP handler for every route. Every route but
+// /healthz, /api/login and the login page's assets checks who is asking
+// and what they may do (access.go); cross-origin state-changing browser
+// requests are refused (http.CrossOriginProtection) and cookie sessions
+// must echo their CSRF token. Auth and Audit must be set.
 func (s *Server) Handler() http.Handler {
+	h, _ := s.build()
+	return h
+}
+
+// Routes lists every registered route with who may use it.
+func (s *Server) Routes() []Route {
+	_, routes := s.build()
+	return routes
+}
+
+func (s *Server) build() (http.Handler, []Route) {
+	if s.Auth == nil || s.Audit == nil {
+		panic("api: Server.Auth and Server.Audit are required")
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	var routes []Route
+	handle := func(pattern string, a access, h http.HandlerFunc) { s.handle(mux, &routes, pattern, a, h) }
+	handle("GET /healthz", public, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("GET /api/cameras", s.cameras)
-	mux.HandleFunc("GET /api/cameras/{name}/recordings", s.recordings)
-	s.playbackRoutes(mux)
-	mux.HandleFunc("GET /api/cameras/{name}/live.ws", s.liveWS)
-	mux.HandleFunc("GET /api/live", s.liveStats)
-	mux.HandleFunc("GET /api/storage", s.storage)
-	mux.HandleFunc("POST /api/probe", s.probeCamera)
-	mux.HandleFunc("POST /api/cameras/{name}/whep", s.whep)
-	mux.HandleFunc("DELETE /api/cameras/{name}/whep", s.whep)
+	handle("POST /api/login", public, s.login)
+	handle("POST /api/logout", anyUser, s.logout)
+	handle("GET /api/session", anyUser, s.session)
+	handle("GET /api/sessions", anyUser, s.sessions)
+	handle("DELETE /api/sessions/{id}", anyUser, s.revokeSession)
+	handle("GET /api/users", admin, s.users)
+	handle("POST /api/users", admin, s.addUser)
+	handle("PATCH /api/users/{user}", admin, s.updateUser)
+	handle("PUT /api/users/{user}/password", anyUser, s.setPassword)
+	handle("DELETE /api/users/{user}", admin, s.deleteUser)
+	handle("GET /api/tokens", anyUser, s.tokens)
+	handle("POST /api/tokens", anyUser, s.addToken)
+	handle("DELETE /api/tokens/{id}", anyUser, s.deleteToken)
+	handle("GET /api/audit", admin, s.auditLog)
+
+	handle("GET /api/cameras", anyUser, s.cameras)
+	handle("GET /api/cameras/{name}/recordings", cameraPerm(auth.PermRecordings), s.recordings)
+	s.playbackRoutes(mux, &routes)
+	handle("GET /api/cameras/{name}/live.ws", cameraPerm(auth.PermLive), s.liveWS)
+	handle("POST /api/cameras/{name}/whep", cameraPerm(auth.PermLive), s.whep)
+	handle("DELETE /api/cameras/{name}/whep", cameraPerm(auth.PermLive), s.whep)
+	handle("GET /api/live", operator, s.liveStats)
+	handle("GET /api/storage", operator, s.storage)
+	handle("POST /api/probe", operator, s.probeCamera)
 	if s.UI != nil {
-		mux.Handle("/", s.UI)
+		for _, p := range s.PublicUI {
+			handle("GET "+p, public, s.UI.ServeHTTP)
+		}
+		handle("/", anyUser, s.UI.ServeHTTP)
 	}
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+	handle("/api/", public, func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &Error{Status: http.StatusNotFound, Message: "no such API route: " + r.URL.Path})
 	})
-	return mux
+	return http.NewCrossOriginProtection().Handler(mux), routes
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -136,12 +187,21 @@ type CameraJSON struct {
 	LastFrame  time.Time         `json:"last_frame,omitzero"`
 	Streams    []recorder.Status `json:"streams"`
 	Config     CameraConfig      `json:"config"`
+	// Perms is what the asking user may do with the camera.
+	Perms auth.Perm `json:"perms"`
 }
 
 func (s *Server) cameras(w http.ResponseWriter, r *http.Request) {
 	out := make([]CameraJSON, 0, len(s.Cameras))
+	u := &who(r).user
 	for _, c := range s.Cameras {
-		cj := CameraJSON{Name: c.Name, Config: c.Config}
+		if !u.CanAny(c.Name) {
+			continue
+		}
+		cj := CameraJSON{Name: c.Name, Config: c.Config, Perms: u.Grants[c.Name] | u.Grants[auth.AllCameras]}
+		if u.Role == auth.Admin {
+			cj.Perms = auth.PermAll
+		}
 		for i, sup := range c.Streams {
 			st := sup.Status()
 			if i == 0 {

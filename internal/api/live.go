@@ -1,27 +1,67 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 
+	"github.com/custos-nvr/custos/internal/audit"
 	"github.com/custos-nvr/custos/internal/live"
 )
 
 // liveWS serves GET /api/cameras/{name}/live.ws?stream=main|sub: the
 // camera's live video as fMP4 over a WebSocket for MSE players
 // (live.ServeMSE). The default stream is main.
+// Live viewing is audited as a start before the first byte and a stop
+// with its duration after the viewer goes.
 func (s *Server) liveWS(w http.ResponseWriter, r *http.Request) {
-	if h := s.hub(w, r); h != nil {
-		live.ServeMSE(w, r, h, s.logger())
+	h := s.hub(w, r)
+	if h == nil {
+		return
 	}
+	cam, stream := r.PathValue("name"), streamOf(r)
+	if err := s.audit(r, audit.LiveStart, cam, map[string]string{"stream": stream, "transport": "mse"}); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	start := time.Now()
+	live.ServeMSE(w, r, h, s.logger())
+	s.audit(r, audit.LiveStop, cam, map[string]string{"stream": stream, "transport": "mse",
+		"seconds": strconv.FormatFloat(time.Since(start).Seconds(), 'f', 1, 64)})
+}
+
+func streamOf(r *http.Request) string {
+	if st := r.URL.Query().Get("stream"); st != "" {
+		return st
+	}
+	return "main"
 }
 
 // whep serves POST and DELETE /api/cameras/{name}/whep?stream=main|sub:
 // WebRTC live view, WHEP-style (live.ServeWHEP; H.264 only).
 func (s *Server) whep(w http.ResponseWriter, r *http.Request) {
-	if h := s.hub(w, r); h != nil {
-		live.ServeWHEP(w, r, h, live.WHEPOptions{Logger: s.logger()})
+	h := s.hub(w, r)
+	if h == nil {
+		return
 	}
+	cam, stream := r.PathValue("name"), streamOf(r)
+	// The session outlives the request: keep what the stop entry needs.
+	actor := who(r).user.Name
+	addr := clientAddr(r)
+	var start time.Time
+	live.ServeWHEP(w, r, h, live.WHEPOptions{Logger: s.logger(),
+		OnStart: func(id string) error {
+			start = time.Now()
+			return s.audit(r, audit.LiveStart, cam, map[string]string{"stream": stream, "transport": "webrtc", "session": id})
+		},
+		OnEnd: func(id string, _ error) {
+			s.appendAudit(context.Background(), audit.Entry{Actor: actor, Addr: addr, Action: audit.LiveStop, Camera: cam,
+				Result: "ok", Detail: map[string]string{"stream": stream, "transport": "webrtc", "session": id,
+					"seconds": strconv.FormatFloat(time.Since(start).Seconds(), 'f', 1, 64)}})
+		},
+	})
 }
 
 // hub resolves {name} and ?stream= (main by default) to a live hub, or

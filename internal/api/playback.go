@@ -7,21 +7,25 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"path"
 	"strconv"
 	"time"
 
+	"github.com/custos-nvr/custos/internal/audit"
+	"github.com/custos-nvr/custos/internal/auth"
 	"github.com/custos-nvr/custos/internal/playback"
 	"github.com/custos-nvr/custos/internal/thumb"
 )
 
 // playbackRoutes registers the routes that serve recorded video.
-func (s *Server) playbackRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/cameras/{name}/export.mp4", s.export)
-	mux.HandleFunc("GET /api/cameras/{name}/fragments.mp4", s.fragments)
-	mux.HandleFunc("GET /api/cameras/{name}/playback.m3u8", s.playlist)
-	mux.HandleFunc("GET /api/cameras/{name}/segments/{id}/init.mp4", s.segmentInit)
-	mux.HandleFunc("GET /api/cameras/{name}/segments/{id}/frags.m4s", s.segmentFrags)
-	mux.HandleFunc("GET /api/cameras/{name}/thumbnail.jpg", s.thumbnail)
+func (s *Server) playbackRoutes(mux *http.ServeMux, routes *[]Route) {
+	rec := cameraPerm(auth.PermRecordings)
+	s.handle(mux, routes, "GET /api/cameras/{name}/export.mp4", access{perm: exportPerm}, s.export)
+	s.handle(mux, routes, "GET /api/cameras/{name}/fragments.mp4", rec, s.fragments)
+	s.handle(mux, routes, "GET /api/cameras/{name}/playback.m3u8", rec, s.playlist)
+	s.handle(mux, routes, "GET /api/cameras/{name}/segments/{id}/init.mp4", rec, s.segmentInit)
+	s.handle(mux, routes, "GET /api/cameras/{name}/segments/{id}/frags.m4s", rec, s.segmentFrags)
+	s.handle(mux, routes, "GET /api/cameras/{name}/thumbnail.jpg", rec, s.thumbnail)
 }
 
 // cameraStream resolves {name} and ?stream= (main by default) of a
@@ -127,11 +131,42 @@ func (s *Server) serveRange(w http.ResponseWriter, r *http.Request, attachment b
 		s.writeError(w, r, err)
 		return
 	}
+	// A player sends many range requests for one viewing; a download
+	// that resumes sends a few: one entry per range and window.
+	detail := map[string]string{"stream": stream, "from": from.UTC().Format(time.RFC3339Nano),
+		"to": to.UTC().Format(time.RFC3339Nano), "route": path.Base(r.URL.Path)}
+	action, window := audit.Playback, 10*time.Minute
+	if attachment {
+		action, window = audit.Export, time.Minute
+		detail["bytes"] = strconv.FormatInt(f.Size(), 10)
+	}
+	if !s.auditView(w, r, window, stream+detail["from"]+detail["to"], action, cam, detail) {
+		return
+	}
 	s.serveFile(w, r, f, attachment)
+}
+
+// auditView is auditOnce for a viewing: it writes the error and returns
+// false when the entry cannot be written, so nothing is shown unrecorded.
+func (s *Server) auditView(w http.ResponseWriter, r *http.Request, window time.Duration, key, action, camera string, detail map[string]string) bool {
+	if err := s.auditOnce(r, window, key, action, camera, detail); err != nil {
+		s.writeError(w, r, err)
+		return false
+	}
+	return true
 }
 
 func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 	s.serveRange(w, r, r.URL.Query().Get("download") != "", s.Playback.Export)
+}
+
+// exportPerm: downloading a clip needs the export permission; playing
+// export.mp4 in a player (no download=) is playback.
+func exportPerm(r *http.Request) auth.Perm {
+	if r.URL.Query().Get("download") != "" {
+		return auth.PermExport
+	}
+	return auth.PermRecordings
 }
 
 func (s *Server) fragments(w http.ResponseWriter, r *http.Request) {
@@ -146,6 +181,10 @@ func (s *Server) playlist(w http.ResponseWriter, r *http.Request) {
 	pl, err := s.Playback.Playlist(r.Context(), cam, stream, from, to)
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if !s.auditView(w, r, time.Minute, "playlist"+stream+from.String()+to.String(), audit.Playback, cam,
+		map[string]string{"stream": stream, "from": from.UTC().Format(time.RFC3339Nano), "to": to.UTC().Format(time.RFC3339Nano), "route": "playback.m3u8"}) {
 		return
 	}
 	h := w.Header()
@@ -185,6 +224,10 @@ func (s *Server) segmentInit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if !s.auditView(w, r, 10*time.Minute, "hls"+stream, audit.Playback, cam,
+		map[string]string{"stream": stream, "segment": strconv.FormatInt(id, 10), "route": "hls"}) {
+		return
+	}
 	s.serveFile(w, r, f, false)
 }
 
@@ -208,6 +251,10 @@ func (s *Server) segmentFrags(w http.ResponseWriter, r *http.Request) {
 	f, err := s.Playback.SegmentFragments(r.Context(), cam, stream, id, first, n)
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if !s.auditView(w, r, 10*time.Minute, "hls"+stream, audit.Playback, cam,
+		map[string]string{"stream": stream, "segment": strconv.FormatInt(id, 10), "route": "hls"}) {
 		return
 	}
 	s.serveFile(w, r, f, false)
@@ -238,6 +285,10 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request) {
 	kf, err := s.Playback.KeyFrame(r.Context(), cam, stream, at)
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if !s.auditView(w, r, 5*time.Minute, "thumb"+stream, audit.Thumbnail, cam,
+		map[string]string{"stream": stream, "at": kf.At.UTC().Format(time.RFC3339Nano)}) {
 		return
 	}
 	etag := `"` + kf.ID + "-" + strconv.Itoa(width) + `"`

@@ -35,7 +35,8 @@ func playbackServer(t *testing.T) (*httptest.Server, *pt.Recording) {
 	s := &Server{Cameras: []Camera{{Name: "door"}, {Name: "gate"}}, Index: rc.Index,
 		Playback: &playback.Source{Index: rc.Index, Disks: rc.Disks, Cache: playback.NewIndexCache(1 << 20)},
 		Thumbs:   thumb.New("", 2, 1<<20)}
-	srv := httptest.NewServer(s.Handler())
+	withAccounts(t, s, rc.Index)
+	srv := httptest.NewServer(asAdmin(s.Handler()))
 	t.Cleanup(srv.Close)
 	return srv, rc
 }
@@ -277,7 +278,8 @@ func TestStorage(t *testing.T) {
 		Disks: []Disk{{Name: "d1", Path: "/srv/d1", MinFree: 1 << 30,
 			Usage: func() (uint64, uint64, error) { return 100 << 30, 11 << 30, nil }},
 			{Name: "gone", Path: "/srv/gone", Usage: func() (uint64, uint64, error) { return 0, 0, errors.New("storage gone is unavailable") }}}}
-	srv := httptest.NewServer(s.Handler())
+	withAccounts(t, s, rc.Index)
+	srv := httptest.NewServer(asAdmin(s.Handler()))
 	defer srv.Close()
 	var disks []DiskJSON
 	resp, body := get(t, srv.URL+"/api/storage")

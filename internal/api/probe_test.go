@@ -31,7 +31,9 @@ func TestProbeRoute(t *testing.T) {
 	deadAddr := closed.Addr().String()
 	closed.Close()
 
-	srv := httptest.NewServer((&Server{}).Handler())
+	api := &Server{}
+	withAccounts(t, api, newIndex(t))
+	srv := httptest.NewServer(asAdmin(api.Handler()))
 	defer srv.Close()
 	post := func(body string) (int, []byte) {
 		resp, err := http.Post(srv.URL+"/api/probe", "application/json", strings.NewReader(body))

@@ -37,7 +37,19 @@ type Config struct {
 	Cameras       []Camera   `yaml:"cameras"`
 	Retention     Retention  `yaml:"retention"`
 	Log           LogSection `yaml:"log"`
+	TLS           TLS        `yaml:"tls"`
 }
+
+// TLS configures HTTPS for the UI and API: a certificate and key (PEM
+// files), or a self-signed certificate generated in data_dir/tls.
+type TLS struct {
+	Cert       string `yaml:"cert"`
+	Key        string `yaml:"key"`
+	SelfSigned bool   `yaml:"self_signed"`
+}
+
+// Enabled reports whether the server speaks HTTPS.
+func (t TLS) Enabled() bool { return t.Cert != "" || t.SelfSigned }
 
 // LogSection configures logging.
 type LogSection struct {
@@ -194,6 +206,12 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return &Error{Key: "log.level", Reason: fmt.Sprintf("%q is not debug, info, warn or error", c.Log.Level)}
+	}
+	switch {
+	case (c.TLS.Cert == "") != (c.TLS.Key == ""):
+		return &Error{Key: "tls", Reason: "cert and key go together: set both or neither"}
+	case c.TLS.Cert != "" && c.TLS.SelfSigned:
+		return &Error{Key: "tls.self_signed", Reason: "choose a certificate (cert, key) or self_signed, not both"}
 	}
 	disks := map[string]bool{}
 	for i, s := range c.Storage {

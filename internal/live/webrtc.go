@@ -63,6 +63,13 @@ type WHEPOptions struct {
 	ConnectTimeout time.Duration
 	// Logger receives session events; nil discards them.
 	Logger *slog.Logger
+	// OnStart, when set, is called with the new session's ID once the
+	// offer is accepted and before the answer is sent; an error refuses
+	// the session with 503 and that message (the API audits here).
+	OnStart func(id string) error
+	// OnEnd, when set, is called once a session started by OnStart has
+	// ended and released everything, with the reason it ended.
+	OnEnd func(id string, reason error)
 }
 
 func (o *WHEPOptions) defaults() {
@@ -242,6 +249,12 @@ func servePostWHEP(w http.ResponseWriter, r *http.Request, h *Hub, o *WHEPOption
 	}
 
 	id := newSessionID()
+	if o.OnStart != nil {
+		if err := o.OnStart(id); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
 	ctx, cancelSession := context.WithCancel(context.Background())
 	s := &whepSession{id: id, cancel: cancelSession, done: make(chan struct{})}
 	connected := make(chan struct{})
@@ -277,11 +290,16 @@ func servePostWHEP(w http.ResponseWriter, r *http.Request, h *Hub, o *WHEPOption
 		delete(h.whep.sessions, id)
 		h.whep.mu.Unlock()
 		close(s.done)
+		if o.OnEnd != nil {
+			o.OnEnd(id, err)
+		}
 	}()
 	log.Info("live: WebRTC session started", "remote", r.RemoteAddr)
 
 	w.Header().Set("Content-Type", "application/sdp")
-	w.Header().Set("Location", r.URL.Path+"?session="+id)
+	loc := r.URL.Query()
+	loc.Set("session", id)
+	w.Header().Set("Location", r.URL.Path+"?"+loc.Encode())
 	w.WriteHeader(http.StatusCreated)
 	io.WriteString(w, pc.LocalDescription().SDP)
 }

@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"time"
 
+	"github.com/custos-nvr/custos/internal/audit"
 	"github.com/custos-nvr/custos/internal/blob"
 	"github.com/custos-nvr/custos/internal/store"
 )
@@ -42,12 +44,73 @@ type Retention struct {
 	Policies []Policy
 	Now      func() time.Time
 	Logger   *slog.Logger
+	// Audit, when set, receives one entry per stream and reason for each
+	// pass that deleted something (the index's deletion log keeps every
+	// segment).
+	Audit Auditor
+}
+
+// Auditor is the part of *audit.Log retention uses.
+type Auditor interface {
+	Append(ctx context.Context, e audit.Entry) (audit.Entry, error)
+}
+
+// deleted sums one stream's deletions for one reason within a pass.
+type deleted struct {
+	streamID int64
+	reason   string
+	segments int
+	bytes    int64
+	from, to time.Time
 }
 
 // Result counts what a pass deleted.
 type Result struct {
 	Segments int
 	Bytes    int64
+
+	deleted []deleted
+}
+
+func (res *Result) note(sg store.Segment, reason string) {
+	for i := range res.deleted {
+		d := &res.deleted[i]
+		if d.streamID == sg.StreamID && d.reason == reason {
+			d.segments++
+			d.bytes += sg.Bytes
+			if sg.Start.Before(d.from) {
+				d.from = sg.Start
+			}
+			if e := sg.End(); e.After(d.to) {
+				d.to = e
+			}
+			return
+		}
+	}
+	res.deleted = append(res.deleted, deleted{streamID: sg.StreamID, reason: reason, segments: 1, bytes: sg.Bytes, from: sg.Start, to: sg.End()})
+}
+
+// audit appends the pass's deletions to the audit log. A failure is
+// logged: retention must go on (the index's deletion log has each one).
+func (r *Retention) audit(ctx context.Context, res *Result, streams []store.Stream) {
+	if r.Audit == nil {
+		return
+	}
+	for _, d := range res.deleted {
+		cam, stream := "", ""
+		for _, st := range streams {
+			if st.ID == d.streamID {
+				cam, stream = st.Camera, st.Name
+			}
+		}
+		_, err := r.Audit.Append(ctx, audit.Entry{Action: audit.RetentionDelete, Camera: cam, Result: "ok",
+			Detail: map[string]string{"stream": stream, "reason": d.reason, "segments": strconv.Itoa(d.segments),
+				"bytes": strconv.FormatInt(d.bytes, 10), "from": d.from.UTC().Format(time.RFC3339Nano),
+				"to": d.to.UTC().Format(time.RFC3339Nano)}})
+		if err != nil && r.Logger != nil {
+			r.Logger.Error("retention: audit entry not written", "camera", cam, "err", err)
+		}
+	}
 }
 
 // Pass runs every rule once and returns what it deleted. It stops at the
@@ -65,6 +128,7 @@ func (r *Retention) Pass(ctx context.Context) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("retention: list streams: %w", err)
 	}
+	defer r.audit(ctx, &res, streams)
 	byCamera := map[string][]store.Stream{}
 	for _, st := range streams {
 		byCamera[st.Camera] = append(byCamera[st.Camera], st)
@@ -184,6 +248,7 @@ func (r *Retention) delete(ctx context.Context, sg store.Segment, reason string,
 	}
 	res.Segments++
 	res.Bytes += sg.Bytes
+	res.note(sg, reason)
 	if r.Logger != nil {
 		r.Logger.Info("retention: deleted segment", "disk", sg.Disk, "key", sg.Key, "bytes", sg.Bytes, "reason", reason)
 	}

@@ -17,6 +17,20 @@ import (
 //go:embed static
 var static embed.FS
 
+// PublicPaths are the UI paths served without credentials: the sign-in
+// form and its assets (see internal/api's access rules).
+var PublicPaths = []string{"/login", "/login.js", "/app.css"}
+
+// LoginPage returns the sign-in form's HTML, which the API also sends as
+// the body of an unauthenticated page request.
+func LoginPage() []byte {
+	b, err := static.ReadFile("static/login.html")
+	if err != nil {
+		panic(err) // embedded at build time
+	}
+	return b
+}
+
 // Handler serves the UI at / (index.html) and its assets. Files are
 // served with Cache-Control: no-cache so an upgraded binary's UI is seen
 // at once (they are small, and ETag-less embedded files revalidate by
@@ -45,6 +59,11 @@ func Handler() http.Handler {
 			"style-src 'self' 'unsafe-inline'; img-src 'self' data:; media-src 'self' blob:; "+
 			"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 		w.Header().Set("X-Frame-Options", "DENY")
+		if r.URL.Path == "/login" {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Write(LoginPage())
+			return
+		}
 		if r.URL.Path == "/player.js" {
 			// The live player lives with the server side of its protocol.
 			w.Header().Set("Content-Type", "text/javascript; charset=utf-8")

@@ -4,6 +4,39 @@
 "use strict";
 
 const main = document.getElementById("main");
+
+// me is the signed-in user (GET /api/session): name, role, grants and,
+// for a cookie session, the CSRF token that every state-changing request
+// must carry (the fetch wrapper below adds it, player.js's WHEP requests
+// included).
+let me = null;
+const plainFetch = window.fetch.bind(window);
+window.fetch = (input, init) => {
+  init = init || {};
+  const method = (init.method || "GET").toUpperCase();
+  if (me && me.csrf && !["GET", "HEAD", "OPTIONS"].includes(method)) {
+    const h = new Headers(init.headers || {});
+    h.set("X-CSRF-Token", me.csrf);
+    init = Object.assign({}, init, { headers: h });
+  }
+  return plainFetch(input, init);
+};
+
+// showUser puts the user's name and a sign-out button in the header.
+function showUser() {
+  const box = document.getElementById("user-menu");
+  if (!box || !me) return;
+  box.innerHTML = `<span>${esc(me.user)} (${esc(me.role)})</span>` +
+    (me.method === "session" ? `<button type="button" id="logout">Sign out</button>` : "");
+  const b = document.getElementById("logout");
+  if (b) b.addEventListener("click", async () => {
+    await fetch("/api/logout", { method: "POST" }).catch(() => {});
+    location.assign("/login");
+  });
+  for (const a of document.querySelectorAll("[data-role]")) {
+    a.hidden = !(me.role === "admin" || (a.dataset.role === "operator" && me.role === "operator"));
+  }
+}
 let cleanup = [];
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 
@@ -361,4 +394,13 @@ function route() {
 }
 window.addEventListener("hashchange", route);
 setInterval(() => { document.getElementById("clock").textContent = new Date().toLocaleTimeString(); }, 1000);
-route();
+(async () => {
+  try {
+    me = await (await api("/api/session")).json();
+  } catch (e) {
+    main.innerHTML = `<p class="error">${esc(e.message)}</p><p><a href="/login">Sign in</a></p>`;
+    return;
+  }
+  showUser();
+  route();
+})();
