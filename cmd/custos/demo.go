@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -101,11 +102,17 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer cleanup()
-	base := "http://" + srv.addr
+	base := srv.baseURL()
+	login := "sign in with a user of that data directory"
+	if srv.adminPassword != "" {
+		// Scripts below carry the login in the URL (sent as HTTP Basic).
+		login = "sign in as admin, password " + srv.adminPassword
+		base = strings.Replace(base, "://", "://"+url.UserPassword("admin", srv.adminPassword).String()+"@", 1)
+	}
 	now := time.Now().UTC().Truncate(time.Second)
 	fmt.Fprintf(e.stdout, `
 Recording every camera into %s; the API is at %s (Ctrl-C stops).
-  web UI:      open %s/ in a browser
+  web UI:      open %s/ in a browser and `+login+`
   cameras:     curl -s %s/api/cameras
   recordings:  curl -s "%s/api/cameras/cam1/recordings?from=%s&to=%s"
   after a minute, export it, play it as HLS, or see a frame:
@@ -113,7 +120,7 @@ Recording every camera into %s; the API is at %s (Ctrl-C stops).
     ffplay "%s/api/cameras/cam1/playback.m3u8?from=%s&to=%s"
     curl -o cam1.jpg "%s/api/cameras/cam1/thumbnail.jpg?width=640&at=%s"
   probe a camera: go run ./cmd/custos probe --seconds 5 rtsp://%s/cam1
-`, srv.dataDir, base, base, base, base, now.Format(time.RFC3339), now.Add(24*time.Hour).Format(time.RFC3339),
+`, srv.dataDir, base, srv.baseURL(), base, base, now.Format(time.RFC3339), now.Add(24*time.Hour).Format(time.RFC3339),
 		base, now.Format(time.RFC3339), now.Add(time.Minute).Format(time.RFC3339),
 		base, now.Format(time.RFC3339), now.Add(time.Minute).Format(time.RFC3339),
 		base, now.Add(30*time.Second).Format(time.RFC3339), addr)

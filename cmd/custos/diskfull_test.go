@@ -61,7 +61,7 @@ cameras:
 		t.Fatal(err)
 	}
 	defer srv.stop()
-	base := "http://" + srv.addr
+	base := srv.authURL()
 
 	// 2.4 Mbit/s fills 4 MiB in about 14 s. Wait for a failed write, then
 	// for recording to resume after it.

@@ -27,7 +27,7 @@ import (
 func runExport(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "read recordings from the data directory of this configuration")
-	srvURL := fs.String("url", "", "fetch from a running server instead (e.g. http://127.0.0.1:8080)")
+	srvURL := fs.String("url", "", "fetch from a running server instead (e.g. http://user:password@127.0.0.1:8080, or set CUSTOS_TOKEN to an API token)")
 	camera := fs.String("camera", "", "camera name")
 	stream := fs.String("stream", "main", "stream: main or sub")
 	fromS := fs.String("from", "", "start, RFC 3339 (e.g. 2026-11-29T09:30:00Z)")
@@ -80,7 +80,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 		body, size, closer = rd, f.Size(), func() { rd.Close(); cl() }
 		covered = fmt.Sprintf("%s to %s", f.From.UTC().Format(time.RFC3339Nano), f.To.UTC().Format(time.RFC3339Nano))
 	} else {
-		resp, err := exportRemote(ctx, *srvURL, *camera, *stream, from, to)
+		resp, err := exportRemote(ctx, *srvURL, e.getenv("CUSTOS_TOKEN"), *camera, *stream, from, to)
 		if err != nil {
 			return err
 		}
@@ -161,18 +161,24 @@ func openReadOnly(e *env, cfg *config.Config, cmd string) (*sqlite.Store, map[st
 }
 
 // exportRemote asks a running server for the export and returns the
-// response once its status is 200.
-func exportRemote(ctx context.Context, base, camera, stream string, from, to time.Time) (*http.Response, error) {
+// response once its status is 200. Credentials come from the URL
+// (http://user:password@host, sent as HTTP Basic) or token (a bearer
+// token, from CUSTOS_TOKEN); the export is audited by the server as a
+// download by that user.
+func exportRemote(ctx context.Context, base, token, camera, stream string, from, to time.Time) (*http.Response, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%w: %s", errUsage, fmt.Sprintf("--url %q is not an http(s) URL like http://127.0.0.1:8080", base))
 	}
 	u = u.JoinPath("api", "cameras", camera, "export.mp4")
 	u.RawQuery = url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)},
-		"stream": {stream}}.Encode()
+		"stream": {stream}, "download": {"1"}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -82,7 +82,7 @@ cameras:
 	}
 	defer srv.stop()
 	remote := filepath.Join(dir, "remote.mp4")
-	code, _, errOut = exec("--url", "http://"+srv.addr, "--camera", "door", "--from", from, "--to", to, "-o", remote)
+	code, _, errOut = exec("--url", srv.authURL(), "--camera", "door", "--from", from, "--to", to, "-o", remote)
 	if code != 0 {
 		t.Fatalf("export --url: exit %d, %q", code, errOut)
 	}
@@ -104,7 +104,7 @@ cameras:
 		{"reversed", []string{"--config", cfgPath, "--camera", "door", "--from", to, "--to", from, "-o", "x"}, 2, "--to must be after --from"},
 		{"unknown camera", []string{"--config", cfgPath, "--camera", "gate", "--from", from, "--to", to, "-o", filepath.Join(dir, "x")}, 1, `no camera named "gate"`},
 		{"no video", []string{"--config", cfgPath, "--camera", "yard", "--from", from, "--to", to, "-o", filepath.Join(dir, "x")}, 1, "no recorded video of yard/main"},
-		{"no video from server", []string{"--url", "http://" + srv.addr, "--camera", "yard", "--from", from, "--to", to, "-o", filepath.Join(dir, "x")}, 1, "404 Not Found: no recorded video of yard/main"},
+		{"no video from server", []string{"--url", srv.authURL(), "--camera", "yard", "--from", from, "--to", to, "-o", filepath.Join(dir, "x")}, 1, "404 Not Found: no recorded video of yard/main"},
 		{"bad url", []string{"--url", "ftp://x", "--camera", "door", "--from", from, "--to", to, "-o", "x"}, 2, "not an http(s) URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

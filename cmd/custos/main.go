@@ -51,6 +51,8 @@ func commands() []command {
 		{"serve", "record the configured cameras and serve the API", runServe},
 		{"export", "write a camera's time range as an MP4 (from the data directory or a server)", runExport},
 		{"check", "verify recordings against the index (rows, files, sizes, runs)", runCheck},
+		{"user", "manage users, roles, camera grants and API tokens", runUser},
+		{"audit", "verify or list the audit log", runAudit},
 		{"bench", "measure performance (bench sim: the simulator's serving cost per stream)", runBench},
 	}
 }

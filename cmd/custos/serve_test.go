@@ -95,7 +95,7 @@ cameras:
 		t.Fatal(err)
 	}
 	defer srv.stop()
-	base := "http://" + srv.addr
+	base := srv.authURL()
 	if code := getJSON(t, base+"/healthz", nil); code != 200 {
 		t.Fatalf("/healthz = %d", code)
 	}
@@ -237,7 +237,7 @@ cameras:
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var cams []api.CameraJSON
-		getJSON(t, "http://"+srv.addr+"/api/cameras", &cams)
+		getJSON(t, srv.authURL()+"/api/cameras", &cams)
 		if cams[0].Status == "recording" {
 			if cams[1].Status != "error" || !strings.Contains(cams[1].Reason, "storage unavailable") || !strings.Contains(cams[1].Reason, "missing-dir") {
 				t.Errorf("camera on the missing disk: %+v", cams[1])

@@ -62,7 +62,7 @@ cameras:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.stop() })
-	base := "http://" + srv.addr
+	base := srv.authURL()
 	deadline := time.Now().Add(60 * time.Second)
 	for _, cam := range []string{"door", "yard"} {
 		for {

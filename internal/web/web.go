@@ -57,7 +57,7 @@ func Handler() http.Handler {
 		// the timeline's bars. The UI may not be framed (clickjacking).
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; "+
 			"style-src 'self' 'unsafe-inline'; img-src 'self' data:; media-src 'self' blob:; "+
-			"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+			"connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
 		w.Header().Set("X-Frame-Options", "DENY")
 		if r.URL.Path == "/login" {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")

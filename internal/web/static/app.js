@@ -5,6 +5,19 @@
 
 const main = document.getElementById("main");
 
+// A kiosk opens http://user:pass@host/: the login stays in the page's
+// base URL, and browsers refuse requests to URLs with credentials, so
+// relative URLs are resolved against the same address without them (the
+// browser keeps sending the login it answered the challenge with).
+(() => {
+  const bare = location.origin + location.pathname + location.search;
+  if (document.baseURI.split("#")[0] !== bare) {
+    const b = document.createElement("base");
+    b.href = bare;
+    document.head.prepend(b);
+  }
+})();
+
 // me is the signed-in user (GET /api/session): name, role, grants and,
 // for a cookie session, the CSRF token that every state-changing request
 // must carry (the fetch wrapper below adds it, player.js's WHEP requests
