@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
+	"github.com/custos-nvr/custos/internal/audit"
 	"github.com/custos-nvr/custos/internal/blob"
 	"github.com/custos-nvr/custos/internal/blob/local"
 	"github.com/custos-nvr/custos/internal/check"
@@ -31,8 +33,10 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	dbPath := filepath.Join(cfg.DataDir, "index.db")
+	auditPath := filepath.Join(cfg.DataDir, "audit.log")
+	oldIndex := ""
 	if *repair {
-		if err := setAsideIndex(dbPath, e); err != nil {
+		if oldIndex, err = setAsideIndex(dbPath, e); err != nil {
 			return err
 		}
 	} else if _, err := os.Stat(dbPath); err != nil {
@@ -67,10 +71,31 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "skipped %s\n", p)
 		}
 		fmt.Fprintf(e.stdout, "rebuilt the index: %d segments in %d runs\n", rr.Segments, rr.Runs)
+		if err := carryOver(ctx, e, idx, oldIndex, auditPath); err != nil {
+			return err
+		}
 	}
 	rep, err := check.Run(ctx, idx, disks)
 	if err != nil {
 		return err
+	}
+	// The run itself goes on record.
+	log, err := audit.Open(ctx, idx, auditPath, nil)
+	if err != nil {
+		return fmt.Errorf("open audit log: %w", err)
+	}
+	action, result := audit.Check, audit.ResultOK
+	if *repair {
+		action = audit.Repair
+	}
+	if !rep.OK() {
+		result = audit.ResultFailed
+	}
+	_, aerr := log.Append(ctx, audit.Entry{Action: action, Addr: "local", Result: result, Detail: map[string]string{
+		"segments": strconv.Itoa(rep.Segments), "problems": strconv.Itoa(len(rep.Problems)), "via": "custos check"}})
+	log.Close()
+	if aerr != nil {
+		return fmt.Errorf("audit: %w", aerr)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
@@ -94,18 +119,45 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 }
 
 // setAsideIndex renames an existing index (and its WAL files) out of the
-// way so --repair builds a fresh one; nothing is deleted.
-func setAsideIndex(dbPath string, e *env) error {
+// way so --repair builds a fresh one; nothing is deleted. It returns the
+// old index's new path ("" when there was none).
+func setAsideIndex(dbPath string, e *env) (string, error) {
 	suffix := fmt.Sprintf(".replaced-%d", time.Now().Unix())
+	old := ""
 	for _, ext := range []string{"", "-wal", "-shm"} {
 		p := dbPath + ext
 		if _, err := os.Stat(p); err != nil {
 			continue
 		}
 		if err := os.Rename(p, p+suffix); err != nil {
-			return fmt.Errorf("set the old index aside: %w", err)
+			return "", fmt.Errorf("set the old index aside: %w", err)
+		}
+		if ext == "" {
+			old = p + suffix
 		}
 		e.log.Info("check --repair: old index kept", "path", p+suffix)
 	}
+	return old, nil
+}
+
+// carryOver brings into a rebuilt index what the recordings cannot
+// rebuild: accounts, the audit log and the deletion log from the old
+// index when it can be read; otherwise the audit log from audit.log
+// (accounts are then lost: the next start creates admin again).
+func carryOver(ctx context.Context, e *env, idx *sqlite.Store, oldIndex, auditPath string) error {
+	if oldIndex != "" {
+		c, err := idx.CarryOver(ctx, oldIndex)
+		if err == nil {
+			fmt.Fprintf(e.stdout, "kept from the old index: %d users, %d API tokens, %d audit entries, %d deletion records\n",
+				c.Users, c.Tokens, c.AuditEntries, c.Deletions)
+			return nil
+		}
+		fmt.Fprintf(e.stdout, "the old index cannot be read (%v): accounts are lost; restoring the audit log from %s\n", err, auditPath)
+	}
+	n, err := audit.Restore(ctx, idx, auditPath)
+	if err != nil {
+		return fmt.Errorf("%w (move %s aside to start a new audit log; keep it as evidence)", err, auditPath)
+	}
+	fmt.Fprintf(e.stdout, "restored %d audit entries from %s\n", n, auditPath)
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -148,13 +149,23 @@ func TestKill9(t *testing.T) {
 	if code, out, errOut := runCLI(t, "check", "--config", cfgPath); code != 0 || !strings.Contains(out, "OK") {
 		t.Fatalf("check after recovery: exit %d\n%s%s", code, out, errOut)
 	}
+	// check --repair with the old index readable keeps the accounts and
+	// the audit log (which the recordings cannot rebuild).
+	if code, out, errOut := runCLI(t, "check", "--config", cfgPath, "--repair"); code != 0 || !strings.Contains(out, "OK") ||
+		!regexp.MustCompile(`kept from the old index: 1 users, 0 API tokens, [1-9]\d* audit entries`).MatchString(out) {
+		t.Fatalf("check --repair: exit %d\n%s%s", code, out, errOut)
+	}
 	// Delete the index: check --repair rebuilds the same recordings from
-	// the files alone.
+	// the files alone, and the audit log from audit.log.
 	for _, ext := range []string{"", "-wal", "-shm"} {
 		os.Remove(filepath.Join(dir, "index.db"+ext))
 	}
-	if code, out, errOut := runCLI(t, "check", "--config", cfgPath, "--repair"); code != 0 || !strings.Contains(out, "OK") {
+	if code, out, errOut := runCLI(t, "check", "--config", cfgPath, "--repair"); code != 0 || !strings.Contains(out, "OK") ||
+		!regexp.MustCompile(`restored [1-9]\d* audit entries`).MatchString(out) {
 		t.Fatalf("check --repair: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "audit", "verify", "--config", cfgPath); code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("audit verify after repairs: exit %d\n%s%s", code, out, errOut)
 	}
 	idx2, err := sqlite.Open(filepath.Join(dir, "index.db"))
 	if err != nil {
