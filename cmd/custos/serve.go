@@ -65,7 +65,7 @@ type server struct {
 	dataDir string
 	// hubs are the live-view hubs: closing them ends WebSocket viewers,
 	// which http.Server.Shutdown does not know about.
-	hubs []*live.Hub
+	hubs  []*live.Hub
 	auth  *auth.Service
 	audit *audit.Log
 	tls   bool

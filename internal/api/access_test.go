@@ -153,7 +153,7 @@ func TestGrants(t *testing.T) {
 		user, pass, path string
 		want             int
 	}{
-		{"clerk", "clerk-password", export, 403},            // live only
+		{"clerk", "clerk-password", export, 403},                 // live only
 		{"clerk", "clerk-password", export + "&download=1", 403}, // no export
 		{"clerk", "clerk-password", "/api/cameras/door/recordings?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z", 403},
 		{"guard", "guard-password", "/api/cameras/gate/recordings?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z", 200},
@@ -460,6 +460,8 @@ func TestViewsAudited(t *testing.T) {
 	}
 }
 
-func itoa(n int64) string { return url.PathEscape(strings.TrimSpace(strings.Repeat(" ", 0) + formatInt(n))) }
+func itoa(n int64) string {
+	return url.PathEscape(strings.TrimSpace(strings.Repeat(" ", 0) + formatInt(n)))
+}
 
 func formatInt(n int64) string { b, _ := json.Marshal(n); return string(b) }

@@ -1,6 +1,7 @@
 // app.js: the pages. #/ is the grid of live cameras; #/camera/NAME is one
 // camera: live or recorded video, the timeline, playback controls and
-// export. Everything comes from /api/.
+// export; #/settings is storage and cameras. The account pages (#/users,
+// #/audit, #/account) are in admin.js. Everything comes from /api/.
 "use strict";
 
 const main = document.getElementById("main");
@@ -39,7 +40,8 @@ window.fetch = (input, init) => {
 function showUser() {
   const box = document.getElementById("user-menu");
   if (!box || !me) return;
-  box.innerHTML = `<span>${esc(me.user)} (${esc(me.role)})</span>` +
+  box.innerHTML = `<a href="#/account" id="account-link" title="Your account: password, sessions and API tokens">${esc(me.user)}</a>` +
+    `<span>(${esc(me.role)})</span>` +
     (me.method === "session" ? `<button type="button" id="logout">Sign out</button>` : "");
   const b = document.getElementById("logout");
   if (b) b.addEventListener("click", async () => {
@@ -400,8 +402,12 @@ async function probeCamera() {
 function route() {
   leave();
   const m = location.hash.match(/^#\/camera\/(.+)$/);
+  const page = location.hash.split("?")[0];
   if (m) showCamera(decodeURIComponent(m[1]));
-  else if (location.hash === "#/settings") showSettings();
+  else if (page === "#/settings") showSettings();
+  else if (page === "#/users") showUsers(); // admin.js
+  else if (page === "#/audit") showAudit();
+  else if (page === "#/account") showAccount();
   else showGrid();
   main.focus({ preventScroll: true });
 }
