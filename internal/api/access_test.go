@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -250,7 +251,7 @@ func TestSessionsAndCSRF(t *testing.T) {
 	if resp, _ := do(t, nil, srv.URL, req{method: "GET", path: "/api/session", header: ck}); resp.StatusCode != 401 {
 		t.Errorf("revoked session still works: %s", resp.Status)
 	}
-	if resp, _ := do(t, nil, srv.URL, req{method: "DELETE", path: "/api/tokens/" + itoa(tok.ID), header: bearer}); resp.StatusCode != 204 {
+	if resp, _ := do(t, nil, srv.URL, req{method: "DELETE", path: "/api/tokens/" + strconv.FormatInt(tok.ID, 10), header: bearer}); resp.StatusCode != 204 {
 		t.Errorf("delete token: %s", resp.Status)
 	}
 	if resp, _ := do(t, nil, srv.URL, req{method: "GET", path: "/api/session", header: bearer}); resp.StatusCode != 401 {
