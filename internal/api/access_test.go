@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -461,8 +460,5 @@ func TestViewsAudited(t *testing.T) {
 	}
 }
 
-func itoa(n int64) string {
-	return url.PathEscape(strings.TrimSpace(strings.Repeat(" ", 0) + formatInt(n)))
-}
 
 func formatInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
