@@ -460,5 +460,4 @@ func TestViewsAudited(t *testing.T) {
 	}
 }
 
-
 func formatInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
