@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/custos-nvr/custos/internal/audit"
 	"github.com/custos-nvr/custos/internal/probe"
 	"github.com/custos-nvr/custos/internal/rtsp"
 )
@@ -44,6 +45,10 @@ func (s *Server) probeCamera(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Seconds < 0 || req.Seconds > maxProbeSeconds {
 		s.writeError(w, r, &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("seconds must be from 0 to %d", maxProbeSeconds)})
+		return
+	}
+	if err := s.audit(r, audit.Probe, "", map[string]string{"url": rtsp.RedactURL(req.URL)}); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second+time.Duration(req.Seconds*float64(time.Second)))
