@@ -17,7 +17,7 @@ const testAdminPassword = "admin-password-1"
 
 // withAccounts gives s an auth service (cheap hashing) and an audit log
 // on idx, with user admin, and the UI's login page.
-func withAccounts(t *testing.T, s *Server, idx *sqlite.Store) {
+func withAccounts(t testing.TB, s *Server, idx *sqlite.Store) {
 	t.Helper()
 	svc, err := auth.New(idx, auth.Options{Hash: auth.HashParams{MemoryKiB: 64, Time: 1, Threads: 1}})
 	if err != nil {
@@ -36,7 +36,7 @@ func withAccounts(t *testing.T, s *Server, idx *sqlite.Store) {
 }
 
 // newIndex opens an empty index in a temporary directory.
-func newIndex(t *testing.T) *sqlite.Store {
+func newIndex(t testing.TB) *sqlite.Store {
 	t.Helper()
 	idx, err := sqlite.Open(filepath.Join(t.TempDir(), "index.db"))
 	if err != nil {
