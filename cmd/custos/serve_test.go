@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -128,6 +129,22 @@ cameras:
 	getJSON(t, base+"/api/cameras", &cams)
 	if cams[0].BitrateBps < 1_000_000 || cams[0].LastFrame.IsZero() {
 		t.Errorf("door: bitrate %d, last frame %s", cams[0].BitrateBps, cams[0].LastFrame)
+	}
+	// Prometheus metrics: for operators and admins only (by default).
+	if code := getJSON(t, srv.baseURL()+"/metrics", nil); code != 401 {
+		t.Errorf("/metrics without credentials: %d", code)
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, re := range []string{`(?m)^custos_stream_up\{camera="door",stream="main"\} 1$`, `(?m)^custos_stream_up\{camera="door",stream="sub"\} 1$`,
+		`(?m)^custos_stream_frames_total\{camera="yard",stream="main"\} [1-9]\d+$`, `(?m)^# TYPE custos_stream_reconnects_total counter$`} {
+		if !regexp.MustCompile(re).Match(metrics) {
+			t.Errorf("/metrics lacks %s:\n%s", re, metrics)
+		}
 	}
 
 	// The cameras go away for a while and come back on the same address.

@@ -461,3 +461,17 @@ func TestViewsAudited(t *testing.T) {
 }
 
 func formatInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestMetricsPublic: metrics.public opens /metrics, and nothing else.
+func TestMetricsPublic(t *testing.T) {
+	s, _ := accessServer(t)
+	s.MetricsPublic = true
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	if resp, body := do(t, nil, srv.URL, req{method: "GET", path: "/metrics"}); resp.StatusCode != 200 || !strings.Contains(string(body), "# TYPE custos_stream_up gauge") {
+		t.Errorf("public /metrics: %s %s", resp.Status, body)
+	}
+	if resp, _ := do(t, nil, srv.URL, req{method: "GET", path: "/api/cameras"}); resp.StatusCode != 401 {
+		t.Errorf("/api/cameras with public metrics: %s", resp.Status)
+	}
+}

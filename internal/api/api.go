@@ -60,6 +60,9 @@ type Server struct {
 	// credentials (the form's own assets).
 	LoginPage []byte
 	PublicUI  []string
+	// MetricsPublic opens GET /metrics to anyone (config
+	// metrics.public); otherwise operators and admins only.
+	MetricsPublic bool
 
 	recentAudits
 
@@ -118,6 +121,11 @@ func (s *Server) build() (http.Handler, []Route) {
 	handle("GET /api/live", operator, s.liveStats)
 	handle("GET /api/storage", operator, s.storage)
 	handle("POST /api/probe", operator, s.probeCamera)
+	if s.MetricsPublic {
+		handle("GET /metrics", public, s.metrics)
+	} else {
+		handle("GET /metrics", operator, s.metrics)
+	}
 	if s.UI != nil {
 		for _, p := range s.PublicUI {
 			handle("GET "+p, public, s.UI.ServeHTTP)

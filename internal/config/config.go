@@ -38,6 +38,14 @@ type Config struct {
 	Retention     Retention  `yaml:"retention"`
 	Log           LogSection `yaml:"log"`
 	TLS           TLS        `yaml:"tls"`
+	Metrics       Metrics    `yaml:"metrics"`
+}
+
+// Metrics configures GET /metrics (Prometheus text format).
+type Metrics struct {
+	// Public opens /metrics to anyone who reaches listen; otherwise it
+	// needs an operator's or admin's credentials (e.g. an API token).
+	Public bool `yaml:"public"`
 }
 
 // TLS configures HTTPS for the UI and API: a certificate and key (PEM
