@@ -19,12 +19,11 @@ import (
 	"github.com/custos-nvr/custos/internal/auth"
 	"github.com/custos-nvr/custos/internal/blob"
 	"github.com/custos-nvr/custos/internal/blob/local"
+	"github.com/custos-nvr/custos/internal/cameras"
 	"github.com/custos-nvr/custos/internal/config"
-	"github.com/custos-nvr/custos/internal/live"
 	"github.com/custos-nvr/custos/internal/playback"
 	"github.com/custos-nvr/custos/internal/recorder"
 	"github.com/custos-nvr/custos/internal/retention"
-	"github.com/custos-nvr/custos/internal/rtsp"
 	"github.com/custos-nvr/custos/internal/store"
 	"github.com/custos-nvr/custos/internal/store/sqlite"
 	"github.com/custos-nvr/custos/internal/thumb"
@@ -63,9 +62,9 @@ type server struct {
 	log    func(string, ...any)
 	// dataDir is set by the demo, which chose it.
 	dataDir string
-	// hubs are the live-view hubs: closing them ends WebSocket viewers,
-	// which http.Server.Shutdown does not know about.
-	hubs  []*live.Hub
+	// cams runs the cameras; closing it ends recording and the live
+	// viewers (which http.Server.Shutdown does not know about).
+	cams *cameras.Manager
 	auth  *auth.Service
 	audit *audit.Log
 	tls   bool
@@ -166,38 +165,12 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		default:
 		}
 	}
-	var cams []api.Camera
-	for _, cc := range cfg.Cameras {
-		cam := api.Camera{Name: cc.Name, Config: api.CameraConfig{Storage: cc.Storage,
-			MaxAgeHours: time.Duration(cc.Retention.MaxAge).Hours(), MaxBytes: int64(cc.Retention.MaxBytes)}}
-		urls := []struct{ stream, url string }{{"main", cc.URL}}
-		if cc.SubURL != "" {
-			urls = append(urls, struct{ stream, url string }{"sub", cc.SubURL})
-		}
-		for _, u := range urls {
-			hub := live.NewHub(live.HubOptions{Camera: cc.Name, Stream: u.stream, Logger: e.log})
-			cam.Live = append(cam.Live, hub)
-			s.hubs = append(s.hubs, hub)
-			sc := recorder.StreamConfig{
-				Camera: cc.Name, Stream: u.stream,
-				Client: rtsp.ClientConfig{URL: u.url, Username: cc.Username, Password: cc.Password,
-					Transport: rtsp.TransportMode(cc.Transport)},
-				Disk: disks[cc.Storage], Index: idx, FsyncEvery: time.Duration(cfg.FsyncInterval), Logger: e.log,
-				OnWriteError: onWriteError, Live: hub,
-			}
-			sup, err := recorder.NewSupervisor(sc, diskErr[cc.Storage])
-			if err != nil {
-				return fail(err)
-			}
-			cam.Streams = append(cam.Streams, sup)
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				sup.Run(rctx)
-			}()
-		}
-		cams = append(cams, cam)
+	mgr, err := cameras.Start(rctx, cameras.Options{Config: cfg, Index: idx, Store: idx, Disks: disks, DiskErr: diskErr,
+		Logger: e.log, OnWriteError: onWriteError})
+	if err != nil {
+		return fail(err)
 	}
+	s.cams = mgr
 	ret := &retention.Retention{Index: idx, Disks: map[string]retention.Disk{}, Logger: e.log, Audit: auditLog}
 	for _, sc := range cfg.Storage {
 		d, ok := disks[sc.Name].(*local.Dir)
@@ -209,10 +182,8 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 			return int64(free), err
 		}}
 	}
-	for _, cc := range cfg.Cameras {
-		ret.Policies = append(ret.Policies, retention.Policy{Camera: cc.Name,
-			MaxAge: time.Duration(cc.Retention.MaxAge), MaxBytes: int64(cc.Retention.MaxBytes)})
-	}
+	ret.PolicyFunc = mgr.Policies
+	ret.Default = retention.Policy{MaxAge: time.Duration(cfg.Retention.MaxAge), MaxBytes: int64(cfg.Retention.MaxBytes)}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -241,7 +212,7 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		ln = tls.NewListener(ln, tlsConf)
 		s.tls = true
 	}
-	a := &api.Server{Cameras: cams, Index: idx, Logger: e.log,
+	a := &api.Server{Cameras: managedCameras{mgr}, CameraAdmin: mgr, Index: idx, Logger: e.log,
 		Playback: &playback.Source{Index: idx, Disks: disks, Cache: playback.NewIndexCache(1 << 20), Logger: e.log},
 		Thumbs:   thumb.New("", 2, 32<<20),
 		UI:       web.Handler(), LoginPage: web.LoginPage(), PublicUI: web.PublicPaths,
@@ -258,6 +229,22 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 	s.http = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go s.http.Serve(ln)
 	return s, nil
+}
+
+// managedCameras shows the manager's cameras to the API.
+type managedCameras struct{ m *cameras.Manager }
+
+func (mc managedCameras) List() []api.Camera {
+	list := mc.m.List()
+	out := make([]api.Camera, 0, len(list))
+	for _, c := range list {
+		sp := c.Spec
+		out = append(out, api.Camera{Name: sp.Name, Streams: c.Streams, Live: c.Live, Config: api.CameraConfig{
+			Source: c.Source, URL: cameras.StripCredentials(sp.URL), SubURL: cameras.StripCredentials(sp.SubURL), Username: sp.Username,
+			HasPassword: sp.Password != "" || cameras.StripCredentials(sp.URL) != sp.URL, Transport: sp.Transport, Storage: sp.Storage,
+			MaxAgeHours: time.Duration(sp.Retention.MaxAge).Hours(), MaxBytes: int64(sp.Retention.MaxBytes)}})
+	}
+	return out
 }
 
 // openDisk opens a storage directory. The default directory under data_dir
@@ -290,10 +277,8 @@ func openDisk(ctx context.Context, idx store.Store, sc config.Storage, dataDir s
 // stop ends recording (closing open segments), then the API and the index.
 func (s *server) stop() error {
 	s.cancel()
+	s.cams.Close()
 	s.wg.Wait()
-	for _, h := range s.hubs {
-		h.Close()
-	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.http.Shutdown(sctx)

@@ -28,7 +28,7 @@ func accessServer(t *testing.T) (*Server, *httptest.Server) {
 	t.Helper()
 	rc := pt.NewRecording(t, "door")
 	rc.AddRun(t, pt.At(0), 300, 100)
-	s := &Server{Cameras: []Camera{{Name: "door"}, {Name: "gate"}}, Index: rc.Index,
+	s := &Server{Cameras: CameraList{{Name: "door"}, {Name: "gate"}}, Index: rc.Index,
 		Playback: &playback.Source{Index: rc.Index, Disks: rc.Disks, Cache: playback.NewIndexCache(1 << 20)},
 		Thumbs:   thumb.New("", 2, 1<<20), UI: web.Handler()}
 	withAccounts(t, s, rc.Index)

@@ -37,7 +37,11 @@ type Camera struct {
 
 // Server holds the API's dependencies. Safe for concurrent use once built.
 type Server struct {
-	Cameras []Camera
+	// Cameras are the cameras served (they may change while serving).
+	Cameras CameraSet
+	// CameraAdmin adds, changes and removes cameras; nil answers those
+	// routes with 501.
+	CameraAdmin CameraAdmin
 	Index   store.Store
 	Logger  *slog.Logger
 	// MaxRange bounds the time span of one recordings query.
@@ -113,6 +117,9 @@ func (s *Server) build() (http.Handler, []Route) {
 	handle("GET /api/audit", admin, s.auditLog)
 
 	handle("GET /api/cameras", anyUser, s.cameras)
+	handle("POST /api/cameras", operator, s.addCamera)
+	handle("PUT /api/cameras/{name}", operator, s.updateCamera)
+	handle("DELETE /api/cameras/{name}", operator, s.removeCamera)
 	handle("GET /api/cameras/{name}/recordings", cameraPerm(auth.PermRecordings), s.recordings)
 	s.playbackRoutes(mux, &routes)
 	handle("GET /api/cameras/{name}/live.ws", cameraPerm(auth.PermLive), s.liveWS)
@@ -200,13 +207,22 @@ type CameraJSON struct {
 }
 
 func (s *Server) cameras(w http.ResponseWriter, r *http.Request) {
-	out := make([]CameraJSON, 0, len(s.Cameras))
+	writeJSON(w, http.StatusOK, s.cameraList(r))
+}
+
+// cameraList is GET /api/cameras's answer for the request's user.
+func (s *Server) cameraList(r *http.Request) []CameraJSON {
+	list := s.Cameras.List()
+	out := make([]CameraJSON, 0, len(list))
 	u := &who(r).user
-	for _, c := range s.Cameras {
+	for _, c := range list {
 		if !u.CanAny(c.Name) {
 			continue
 		}
 		cj := CameraJSON{Name: c.Name, Config: c.Config, Perms: u.Grants[c.Name] | u.Grants[auth.AllCameras]}
+		if !u.Role.AtLeast(auth.Operator) {
+			cj.Config = c.Config.forViewer()
+		}
 		if u.Role == auth.Admin {
 			cj.Perms = auth.PermAll
 		}
@@ -219,7 +235,7 @@ func (s *Server) cameras(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, cj)
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
 // RunJSON is one run in a recordings answer.
@@ -249,7 +265,7 @@ type RecordingsJSON struct {
 }
 
 func (s *Server) camera(name string) (Camera, bool) {
-	for _, c := range s.Cameras {
+	for _, c := range s.Cameras.List() {
 		if c.Name == name {
 			return c, true
 		}

@@ -96,7 +96,7 @@ type LiveStatsJSON struct {
 // drops, Publish-to-queued latency), for operators and benchmarks.
 func (s *Server) liveStats(w http.ResponseWriter, r *http.Request) {
 	out := []LiveStatsJSON{}
-	for _, c := range s.Cameras {
+	for _, c := range s.Cameras.List() {
 		for i, h := range c.Live {
 			if h != nil {
 				out = append(out, LiveStatsJSON{Camera: c.Name, Stream: []string{"main", "sub"}[min(i, 1)], Stats: h.Stats()})

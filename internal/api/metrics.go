@@ -23,7 +23,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		value  float64
 	}
 	var frames, reconnects, up, bitrate, lastFrame, viewers, liveSkipped []sample
-	for _, c := range s.Cameras {
+	for _, c := range s.Cameras.List() {
 		for i, sup := range c.Streams {
 			st := sup.Status()
 			l := labels("camera", c.Name, "stream", st.Stream)

@@ -32,7 +32,7 @@ func playbackServer(t *testing.T) (*httptest.Server, *pt.Recording) {
 	rc := pt.NewRecording(t, "door")
 	rc.AddRun(t, pt.At(0), 300, 100)
 	rc.AddRun(t, pt.At(480), 150, 100)
-	s := &Server{Cameras: []Camera{{Name: "door"}, {Name: "gate"}}, Index: rc.Index,
+	s := &Server{Cameras: CameraList{{Name: "door"}, {Name: "gate"}}, Index: rc.Index,
 		Playback: &playback.Source{Index: rc.Index, Disks: rc.Disks, Cache: playback.NewIndexCache(1 << 20)},
 		Thumbs:   thumb.New("", 2, 1<<20)}
 	withAccounts(t, s, rc.Index)
@@ -274,7 +274,7 @@ func TestStorage(t *testing.T) {
 	rc := pt.NewRecording(t, "door")
 	now := time.Now().UTC()
 	rc.AddRun(t, now.Add(-12*time.Hour), 300, 100) // 12 s of video, half a day ago
-	s := &Server{Cameras: []Camera{{Name: "door"}}, Index: rc.Index,
+	s := &Server{Cameras: CameraList{{Name: "door"}}, Index: rc.Index,
 		Disks: []Disk{{Name: "d1", Path: "/srv/d1", MinFree: 1 << 30,
 			Usage: func() (uint64, uint64, error) { return 100 << 30, 11 << 30, nil }},
 			{Name: "gone", Path: "/srv/gone", Usage: func() (uint64, uint64, error) { return 0, 0, errors.New("storage gone is unavailable") }}}}

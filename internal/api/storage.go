@@ -15,13 +15,27 @@ type Disk struct {
 	Usage func() (total, free uint64, err error)
 }
 
-// CameraConfig is what the API shows of a camera's configuration (never
-// its URLs or credentials).
+// CameraConfig is what the API shows of a camera's configuration: never
+// its password; the URLs, user name and transport only to operators and
+// admins (URLs without credentials).
 type CameraConfig struct {
-	Storage string `json:"storage"`
+	// Source is "config" (the configuration file: read-only here) or
+	// "api" (added in the UI: editable).
+	Source      string `json:"source"`
+	URL         string `json:"url,omitempty"`
+	SubURL      string `json:"sub_url,omitempty"`
+	Username    string `json:"username,omitempty"`
+	HasPassword bool   `json:"has_password,omitempty"`
+	Transport   string `json:"transport,omitempty"`
+	Storage     string `json:"storage"`
 	// MaxAgeHours and MaxBytes are its retention limits; zero means none.
 	MaxAgeHours float64 `json:"max_age_hours"`
 	MaxBytes    int64   `json:"max_bytes"`
+}
+
+// forViewer drops what only operators see.
+func (c CameraConfig) forViewer() CameraConfig {
+	return CameraConfig{Source: c.Source, Storage: c.Storage, MaxAgeHours: c.MaxAgeHours, MaxBytes: c.MaxBytes}
 }
 
 // DiskJSON is one disk in GET /api/storage.

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/custos-nvr/custos/internal/api"
+	"github.com/custos-nvr/custos/internal/audit"
+	"github.com/custos-nvr/custos/internal/auth"
 	"github.com/custos-nvr/custos/internal/blob"
 	"github.com/custos-nvr/custos/internal/blob/local"
 	"github.com/custos-nvr/custos/internal/media"
@@ -175,7 +177,22 @@ func Playback(ctx context.Context, o PlaybackOptions) (*PlaybackResult, error) {
 	}
 
 	disk := &aliasDisk{Dir: real, files: files}
-	srv := &api.Server{Cameras: cams, Index: idx,
+	// Requests are authenticated (HTTP Basic, checked once then cached)
+	// and audited, as a real server's are.
+	authSvc, err := auth.New(idx, auth.Options{})
+	if err != nil {
+		return nil, err
+	}
+	const benchPassword = "bench-password"
+	if _, _, err := authSvc.Bootstrap(ctx, benchPassword); err != nil {
+		return nil, err
+	}
+	auditLog, err := audit.Open(ctx, idx, filepath.Join(dir, "audit.log"), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer auditLog.Close()
+	srv := &api.Server{Cameras: api.CameraList(cams), Index: idx, Auth: authSvc, Audit: auditLog,
 		Playback: &playback.Source{Index: idx, Disks: map[string]blob.Store{"d1": disk},
 			Cache: playback.NewIndexCache(1 << 20), Logger: slog.New(slog.DiscardHandler)}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -207,7 +224,7 @@ func Playback(ctx context.Context, o PlaybackOptions) (*PlaybackResult, error) {
 	hs := &http.Server{Handler: mux}
 	go hs.Serve(ln)
 	defer hs.Close()
-	base := "http://" + ln.Addr().String()
+	base := "http://admin:" + benchPassword + "@" + ln.Addr().String()
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 
 	rng := rand.New(rand.NewPCG(o.Seed, 1))

@@ -184,19 +184,25 @@ func (c *Config) defaults() {
 		c.Log.Level = "info"
 	}
 	for i := range c.Cameras {
-		cam := &c.Cameras[i]
-		if cam.Transport == "" {
-			cam.Transport = "tcp"
-		}
-		if cam.Storage == "" {
-			cam.Storage = c.Storage[i%len(c.Storage)].Name
-		}
-		if cam.Retention.MaxAge == 0 {
-			cam.Retention.MaxAge = c.Retention.MaxAge
-		}
-		if cam.Retention.MaxBytes == 0 {
-			cam.Retention.MaxBytes = c.Retention.MaxBytes
-		}
+		c.CameraDefaults(&c.Cameras[i], i)
+	}
+}
+
+// CameraDefaults fills a camera's unset keys: transport tcp, storage the
+// i-th storage directory (round robin), retention limits from the
+// configuration's default retention. It does no I/O.
+func (c *Config) CameraDefaults(cam *Camera, i int) {
+	if cam.Transport == "" {
+		cam.Transport = "tcp"
+	}
+	if cam.Storage == "" && len(c.Storage) > 0 {
+		cam.Storage = c.Storage[i%len(c.Storage)].Name
+	}
+	if cam.Retention.MaxAge == 0 {
+		cam.Retention.MaxAge = c.Retention.MaxAge
+	}
+	if cam.Retention.MaxBytes == 0 {
+		cam.Retention.MaxBytes = c.Retention.MaxBytes
 	}
 }
 
@@ -238,33 +244,47 @@ func (c *Config) Validate() error {
 	names := map[string]bool{}
 	for i, cam := range c.Cameras {
 		key := fmt.Sprintf("cameras[%d]", i)
-		if !nameRE.MatchString(cam.Name) {
-			return &Error{Key: key + ".name", Reason: fmt.Sprintf("%q must be 1-63 lower-case letters, digits, - or _", cam.Name)}
+		if err := c.ValidateCamera(cam, key); err != nil {
+			return err
 		}
 		if names[cam.Name] {
 			return &Error{Key: key + ".name", Reason: fmt.Sprintf("camera %q is defined twice", cam.Name)}
 		}
 		names[cam.Name] = true
-		if cam.URL == "" {
-			return &Error{Key: key + ".url", Reason: "required"}
+	}
+	return nil
+}
+
+// ValidateCamera checks one camera (after CameraDefaults) against the
+// configuration's storage; key prefixes the *Error's Key ("cameras[2]"
+// in a file, "camera" from the API). Messages never echo a password.
+func (c *Config) ValidateCamera(cam Camera, key string) error {
+	if !nameRE.MatchString(cam.Name) {
+		return &Error{Key: key + ".name", Reason: fmt.Sprintf("%q must be 1-63 lower-case letters, digits, - or _", cam.Name)}
+	}
+	if cam.URL == "" {
+		return &Error{Key: key + ".url", Reason: "required"}
+	}
+	for _, u := range []struct{ k, v string }{{"url", cam.URL}, {"sub_url", cam.SubURL}} {
+		if u.v == "" {
+			continue
 		}
-		for _, u := range []struct{ k, v string }{{"url", cam.URL}, {"sub_url", cam.SubURL}} {
-			if u.v == "" {
-				continue
-			}
-			if err := checkRTSPURL(u.v); err != nil {
-				return &Error{Key: key + "." + u.k, Reason: err.Error()}
-			}
+		if err := checkRTSPURL(u.v); err != nil {
+			return &Error{Key: key + "." + u.k, Reason: err.Error()}
 		}
-		if cam.Transport != "tcp" && cam.Transport != "udp" {
-			return &Error{Key: key + ".transport", Reason: fmt.Sprintf("%q is not tcp or udp", cam.Transport)}
-		}
-		if !disks[cam.Storage] {
-			return &Error{Key: key + ".storage", Reason: fmt.Sprintf("no storage named %q", cam.Storage)}
-		}
-		if cam.Retention.MaxAge < 0 || cam.Retention.MaxBytes < 0 {
-			return &Error{Key: key + ".retention", Reason: "limits must not be negative"}
-		}
+	}
+	if cam.Transport != "tcp" && cam.Transport != "udp" {
+		return &Error{Key: key + ".transport", Reason: fmt.Sprintf("%q is not tcp or udp", cam.Transport)}
+	}
+	found := false
+	for _, s := range c.Storage {
+		found = found || s.Name == cam.Storage
+	}
+	if !found {
+		return &Error{Key: key + ".storage", Reason: fmt.Sprintf("no storage named %q", cam.Storage)}
+	}
+	if cam.Retention.MaxAge < 0 || cam.Retention.MaxBytes < 0 {
+		return &Error{Key: key + ".retention", Reason: "limits must not be negative"}
 	}
 	return nil
 }

@@ -42,8 +42,14 @@ type Retention struct {
 	Index    store.Store
 	Disks    map[string]Disk
 	Policies []Policy
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// PolicyFunc, when set, is called at each pass instead of reading
+	// Policies (cameras added and removed while the server runs).
+	PolicyFunc func() []Policy
+	// Default applies to every camera with recordings but no policy (a
+	// camera removed from the configuration); zero keeps them forever.
+	Default Policy
+	Now     func() time.Time
+	Logger  *slog.Logger
 	// Audit, when set, receives one entry per stream and reason for each
 	// pass that deleted something (the index's deletion log keeps every
 	// segment).
@@ -133,7 +139,22 @@ func (r *Retention) Pass(ctx context.Context) (Result, error) {
 	for _, st := range streams {
 		byCamera[st.Camera] = append(byCamera[st.Camera], st)
 	}
-	for _, p := range r.Policies {
+	policies := r.Policies
+	if r.PolicyFunc != nil {
+		policies = r.PolicyFunc()
+	}
+	has := map[string]bool{}
+	for _, p := range policies {
+		has[p.Camera] = true
+	}
+	for cam := range byCamera {
+		if !has[cam] {
+			d := r.Default
+			d.Camera = cam
+			policies = append(policies, d)
+		}
+	}
+	for _, p := range policies {
 		if p.MaxAge <= 0 && p.MaxBytes <= 0 {
 			continue
 		}

@@ -8,12 +8,13 @@ import (
 
 // Carried counts what CarryOver copied.
 type Carried struct {
-	Users, Tokens, AuditEntries, Deletions int64
+	Users, Tokens, AuditEntries, Deletions, Cameras int64
 }
 
 // CarryOver copies what segment files cannot rebuild from the index at
 // oldPath (opened read-only) into s, which check --repair has just
-// rebuilt from the files: users, grants and API tokens, the audit log
+// rebuilt from the files: users, grants and API tokens, the cameras
+// added through the API, the audit log
 // (entries unchanged, so its hash chain stays valid) and the deletion log
 // (matched to the rebuilt streams by camera and stream name; streams that
 // no longer have segments are recreated). Sessions are not carried:
@@ -49,6 +50,9 @@ func (s *Store) CarryOver(ctx context.Context, oldPath string) (Carried, error) 
 			step{nil, `INSERT INTO main.grants SELECT * FROM old.grants`},
 			step{&c.Tokens, `INSERT INTO main.tokens SELECT * FROM old.tokens`},
 			step{&c.AuditEntries, `INSERT INTO main.audit SELECT * FROM old.audit ORDER BY seq`})
+	}
+	if version >= 3 { // cameras added through the API
+		steps = append(steps, step{&c.Cameras, `INSERT INTO main.cameras SELECT * FROM old.cameras`})
 	}
 	steps = append(steps,
 		step{nil, `INSERT OR IGNORE INTO main.streams (camera, name) SELECT camera, name FROM old.streams`},

@@ -156,11 +156,29 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 `,
+	// Version 3: cameras added from the UI or API (internal/cameras);
+	// cameras in the configuration file are not stored. Zero retention
+	// limits mean "the configuration's default".
+	`
+CREATE TABLE cameras (
+	name       TEXT    PRIMARY KEY,
+	url        TEXT    NOT NULL,
+	sub_url    TEXT    NOT NULL,
+	username   TEXT    NOT NULL,
+	password   TEXT    NOT NULL,
+	transport  TEXT    NOT NULL,
+	storage    TEXT    NOT NULL,
+	max_age_ns INTEGER NOT NULL,
+	max_bytes  INTEGER NOT NULL,
+	created_ns INTEGER NOT NULL,
+	updated_ns INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+`,
 }
 
 // SchemaVersion is the schema version this code writes and understands;
 // it equals len(migrations) (checked by a test).
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // ErrSchemaTooNew is returned (wrapped) by Open for a database written by
 // a newer Custos.
