@@ -352,6 +352,7 @@ func TestBadInputs(t *testing.T) {
 		{"PATCH", "/api/users/admin", `{"role":"viewer"}`, 409, "last admin"},
 		{"DELETE", "/api/users/admin", ``, 409, "last admin"},
 		{"PUT", "/api/users/guard/password", `{"password":"x"}`, 400, "too short"},
+		{"PUT", "/api/users/admin/password", `{"password":"new-admin-pw-1"}`, 401, "wrong user name or password"},
 		{"GET", "/api/audit?limit=100000", ``, 400, "limit"},
 		{"GET", "/api/audit?from=yesterday", ``, 400, "from"},
 		{"DELETE", "/api/tokens/abc", ``, 400, "number"},

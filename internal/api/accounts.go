@@ -301,7 +301,8 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 
 // setPassword serves PUT /api/users/{user}/password
 // {"password","current_password"}: admins set anyone's; others only
-// their own, proving the current one. It ends the user's sessions.
+// their own. Changing one's own needs the current one (a stolen session
+// cannot lock its owner out). It ends the user's sessions.
 func (s *Server) setPassword(w http.ResponseWriter, r *http.Request) {
 	p := who(r)
 	name := r.PathValue("user")
@@ -313,11 +314,11 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if p.user.Role != auth.Admin {
-		if name != p.user.Name {
-			s.writeError(w, r, &Error{Status: http.StatusForbidden, Message: "only an admin may set another user's password"})
-			return
-		}
+	if p.user.Role != auth.Admin && name != p.user.Name {
+		s.writeError(w, r, &Error{Status: http.StatusForbidden, Message: "only an admin may set another user's password"})
+		return
+	}
+	if name == p.user.Name { // one's own, admins included: prove the current one
 		if _, err := s.Auth.Authenticate(r.Context(), name, req.CurrentPassword, clientAddr(r)); err != nil {
 			s.auditFailedLogin(r, name, "password change", err)
 			s.writeError(w, r, authError(err))
