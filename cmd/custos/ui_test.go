@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
+	"github.com/custos-nvr/custos/internal/api"
 	"github.com/custos-nvr/custos/internal/config"
 	"github.com/custos-nvr/custos/internal/media"
 	pt "github.com/custos-nvr/custos/internal/playback/playbacktest"
@@ -216,32 +217,67 @@ func TestUITimelinePlaysAndExports(t *testing.T) {
 		t.Errorf("settings page: %+v", st)
 	}
 
-	// Add a camera: the probe shows what it sends, and the entry to add.
-	probed, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(() => {
-		document.getElementById('add-name').value = 'porch';
-		document.getElementById('add-url').value = 'rtsp://%s/cam2';
-		document.getElementById('add-sub').value = 'rtsp://%s/cam2/sub';
-		document.querySelector('#add button[type=submit]').click();
-		return true;
-	})()`, simAddr, simAddr)))
-	if err != nil || !probed {
-		t.Fatalf("probe form: %v", err)
+	// Add a camera: the probe shows what it sends, then Save adds it and
+	// it records; Edit changes its retention; Remove (pressed twice)
+	// stops it.
+	evalJS := func(script string, args ...any) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf("(() => {"+script+"; return true })()", args...))); err != nil {
+			t.Fatalf("%s: %v", script, err)
+		}
 	}
-	pctx2, cancel3 := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel3()
-	result, err := chromedp.Run(pctx2, chromedp.Poll[string](`(() => {
-		const r = document.getElementById('add-result');
-		return r.querySelector('pre') || r.querySelector('.error') ? r.textContent : null;
-	})()`, chromedp.WithPollingInterval(100*time.Millisecond)))
-	if err != nil {
-		t.Fatalf("probe result: %v", err)
+	poll := func(what, expr string) string {
+		t.Helper()
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		got, err := chromedp.Run(pctx, chromedp.Poll[string](expr, chromedp.WithPollingInterval(100*time.Millisecond)))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return got
 	}
-	for _, want := range []string{"1920×1080", "640×360", "name: porch", "sub_url: rtsp://"} {
-		if !strings.Contains(result, want) {
-			t.Errorf("probe result lacks %q:\n%s", want, result)
+	evalJS(`const v = (id, x) => document.getElementById(id).value = x;
+		v('cf-name', 'porch'); v('cf-url', 'rtsp://%s/cam2'); v('cf-sub', 'rtsp://%s/cam2/sub'); v('cf-days', '30');
+		document.getElementById('cf-probe').click()`, simAddr, simAddr)
+	result := poll("probe result", `(() => {
+		const r = document.getElementById('cf-result');
+		return r.querySelector('#cf-save') ? r.textContent : null;
+	})()`)
+	for _, want := range []string{"1920×1080", "640×360", "Save camera"} {
+		if !strings.Contains(result, want) || strings.Contains(result, "anyway") {
+			t.Errorf("probe result lacks %q or failed:\n%s", want, result)
 		}
 	}
 	screenshot(t, ctx, "settings.png")
+	evalJS(`document.getElementById('cf-save').click()`)
+	row := poll("porch listed", `(() => { const r = document.querySelector('tr[data-camera="porch"]'); return r ? r.textContent : null })()`)
+	if !strings.Contains(row, "30 days") || !strings.Contains(row, "this page") || !strings.Contains(row, "main, sub") {
+		t.Errorf("porch row: %q", row)
+	}
+	var cams []api.CameraJSON
+	deadline := time.Now().Add(20 * time.Second)
+	for porch := (api.CameraJSON{}); porch.Status != "recording"; {
+		getJSON(t, base+"/api/cameras", &cams)
+		for _, c := range cams {
+			if c.Name == "porch" {
+				porch = c
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("porch added in the UI is not recording: %+v", porch)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	evalJS(`document.querySelector('[data-edit="porch"]').click(); document.getElementById('cf-days').value = '2';
+		document.getElementById('cf-save').click()`)
+	poll("porch changed", `(() => { const r = document.querySelector('tr[data-camera="porch"]'); return r && r.textContent.includes('2 days') ? 'ok' : null })()`)
+	evalJS(`document.querySelector('[data-remove="porch"]').click()`)
+	evalJS(`document.querySelector('[data-remove="porch"]').click()`)
+	poll("porch removed", `document.querySelector('tr[data-camera="porch"]') ? null : document.getElementById('cams-msg').textContent`)
+	getJSON(t, base+"/api/cameras", &cams)
+	if len(cams) != 2 {
+		t.Errorf("after removing porch: %d cameras", len(cams))
+	}
 }
 
 // TestUIGridLive opens the camera grid in Chromium, once with WebRTC
