@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/custos-nvr/custos/internal/ingest"
 	"github.com/custos-nvr/custos/internal/media"
@@ -29,6 +30,9 @@ type Frame struct {
 	// Cached marks frames of the GOP cache handed out by SubscribeFrames:
 	// published before the subscription, hence already late.
 	Cached bool
+	// Published is when the recorder handed the frame to the hub (for
+	// the live latency figures).
+	Published time.Time
 }
 
 // FrameViewer is a subscriber of a Hub that receives access units in
@@ -95,7 +99,7 @@ func annexBFrame(e *entry, dur90k int64) Frame {
 	au := media.AccessUnit{NALUs: e.nalus, Key: e.key, Params: e.params}
 	data := ingest.AppendAnnexB(make([]byte, 0, e.size+64), e.codec, &au)
 	return Frame{AnnexB: data, Codec: e.codec, Params: e.params, Key: e.key,
-		PTS90k: e.dts + int64(e.cts), DTS90k: e.dts, Dur90k: dur90k}
+		PTS90k: e.dts + int64(e.cts), DTS90k: e.dts, Dur90k: dur90k, Published: e.published}
 }
 
 // pushFrames queues e for every frame viewer. h.mu is held.

@@ -31,8 +31,9 @@ type Stats struct {
 	// every viewer's queue, for frames published with viewers present. It
 	// includes frames held back (a run's first frames, coalescing).
 	Latency LatencySummary
-	// SentLatency is the time from Publish to the frame's fragment being
-	// written to a viewer's WebSocket (ServeMSE), per viewer and frame:
+	// SentLatency is the time from Publish to the frame being written to
+	// a viewer's WebSocket (ServeMSE) or WebRTC track (ServeWHEP: the
+	// RTP packets handed to the peer connection), per viewer and frame:
 	// the server's whole part of live latency after ingest.
 	SentLatency LatencySummary
 }

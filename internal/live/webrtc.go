@@ -42,6 +42,9 @@ const (
 	DefaultWHEPSessions = 64
 	// maxOfferBytes bounds an SDP offer.
 	maxOfferBytes = 64 << 10
+	// catchUpBitsPerSecond paces the GOP cache sent to a new viewer:
+	// 1 MB (a 2 s GOP at 4 Mbit/s) in 0.16 s.
+	catchUpBitsPerSecond = 50_000_000
 	// catchUpDur is the duration given to frames of the GOP cache, which
 	// are late already: the browser decodes them at once and shows the
 	// live picture.
@@ -339,6 +342,18 @@ func (w *rtpWriter) write(f Frame, dur90k int64) error {
 	return werr
 }
 
+// sleepCtx sleeps for d or until ctx ends (then its error).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // runSession waits for the peer to connect and then writes frames to the
 // track until ctx ends, the hub closes, or the codec changes.
 func runSession(ctx context.Context, fv *FrameViewer, track *webrtc.TrackLocalStaticRTP, f Frame, connected <-chan struct{}, timeout time.Duration) error {
@@ -362,6 +377,16 @@ func runSession(ctx context.Context, fv *FrameViewer, track *webrtc.TrackLocalSt
 		}
 		if err := w.write(f, dur90k); err != nil {
 			return err
+		}
+		if f.Cached {
+			// The cached GOP goes out at once for an instant picture, but
+			// paced: a burst of a whole GOP overflows receive buffers
+			// (packets lost until the next key frame).
+			if err := sleepCtx(ctx, time.Duration(len(f.AnnexB))*8*time.Second/catchUpBitsPerSecond); err != nil {
+				return err
+			}
+		} else if !f.Published.IsZero() {
+			fv.hub.noteSent(f.Published)
 		}
 		var err error
 		if f, err = fv.Next(ctx); err != nil {

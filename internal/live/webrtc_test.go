@@ -221,6 +221,13 @@ func TestWHEPPionClient(t *testing.T) {
 	if !r.aus[0].Key || r.stats.DroppedUnits != 0 || r.stats.LostPackets != 0 {
 		t.Errorf("first access unit key=%v; depacketizer %+v", r.aus[0].Key, r.stats)
 	}
+	// The WebRTC send path is timed: Publish → packets written to the
+	// track, for every frame published live (not the cached GOP).
+	sl := h.Stats().SentLatency
+	t.Logf("Publish → written to the WebRTC track: %d frames, p50 %v, p99 %v, max %v", sl.Count, sl.P50, sl.P99, sl.Max)
+	if sl.Count < want/2 || sl.Max <= 0 {
+		t.Errorf("WebRTC send latency not recorded: %+v", sl)
+	}
 	for i := len(r.aus) - 10; i < len(r.aus); i++ {
 		if step := r.aus[i].PTS90k - r.aus[i-1].PTS90k; step != 3600 {
 			t.Errorf("access unit %d: RTP time step %d, want 3600", i, step)
