@@ -148,8 +148,8 @@ func carryOver(ctx context.Context, e *env, idx *sqlite.Store, oldIndex, auditPa
 	if oldIndex != "" {
 		c, err := idx.CarryOver(ctx, oldIndex)
 		if err == nil {
-			fmt.Fprintf(e.stdout, "kept from the old index: %d users, %d API tokens, %d audit entries, %d deletion records, %d cameras added in the UI\n",
-				c.Users, c.Tokens, c.AuditEntries, c.Deletions, c.Cameras)
+			fmt.Fprintf(e.stdout, "kept from the old index: %d users, %d API tokens, %d audit entries, %d deletion records, %d cameras added in the UI, %d evidence locks\n",
+				c.Users, c.Tokens, c.AuditEntries, c.Deletions, c.Cameras, c.Locks)
 			return nil
 		}
 		fmt.Fprintf(e.stdout, "the old index cannot be read (%v): accounts are lost; restoring the audit log from %s\n", err, auditPath)

@@ -60,6 +60,8 @@ const (
 	Probe           = "probe"
 	AuditRead       = "audit_read"
 	Start           = "start"
+	EvidenceLock    = "evidence_lock"
+	EvidenceUnlock  = "evidence_unlock"
 )
 
 // Results.
@@ -77,6 +79,7 @@ var actions = map[string]bool{
 	UserAdd: true, UserDelete: true, UserChange: true, GrantChange: true,
 	TokenAdd: true, TokenDelete: true, RetentionDelete: true,
 	Check: true, Repair: true, Probe: true, AuditRead: true, Start: true,
+	EvidenceLock: true, EvidenceUnlock: true,
 }
 
 // HashSize is the length of Entry.Prev and Entry.Hash.

@@ -74,8 +74,11 @@ type deleted struct {
 type Result struct {
 	Segments int
 	Bytes    int64
+	// Locked counts segments kept because of an evidence lock.
+	Locked int
 
 	deleted []deleted
+	locked  func(store.Segment) bool
 }
 
 func (res *Result) note(sg store.Segment, reason string) {
@@ -135,6 +138,24 @@ func (r *Retention) Pass(ctx context.Context) (Result, error) {
 		return res, fmt.Errorf("retention: list streams: %w", err)
 	}
 	defer r.audit(ctx, &res, streams)
+	// Evidence locks: no segment overlapping an active lock of its
+	// camera is deleted, whatever the rule.
+	locks, err := r.Index.Locks(ctx, "", time.Unix(0, 0), now.Add(100*365*24*time.Hour), false)
+	if err != nil {
+		return res, fmt.Errorf("retention: evidence locks: %w", err)
+	}
+	camOf := map[int64]string{}
+	for _, st := range streams {
+		camOf[st.ID] = st.Camera
+	}
+	res.locked = func(sg store.Segment) bool {
+		for _, l := range locks {
+			if l.Camera == camOf[sg.StreamID] && sg.Start.Before(l.To) && sg.End().After(l.From) {
+				return true
+			}
+		}
+		return false
+	}
 	byCamera := map[string][]store.Stream{}
 	for _, st := range streams {
 		byCamera[st.Camera] = append(byCamera[st.Camera], st)
@@ -179,10 +200,13 @@ func (r *Retention) Pass(ctx context.Context) (Result, error) {
 			default:
 				continue
 			}
+			lockedBefore := res.Locked
 			if err := r.delete(ctx, sg, reason, now, &res); err != nil {
 				return res, err
 			}
-			total -= sg.Bytes
+			if res.Locked == lockedBefore {
+				total -= sg.Bytes // gone (or going: a failed delete is retried)
+			}
 		}
 	}
 	for name, d := range r.Disks {
@@ -240,13 +264,18 @@ func (r *Retention) floor(ctx context.Context, name string, d Disk, streams []st
 		}
 	}
 	if free < d.MinFree && r.Logger != nil {
-		r.Logger.Warn("retention: storage still below its floor with nothing left to delete", "storage", name, "free", free, "min_free", d.MinFree)
+		r.Logger.Warn("retention: storage still below its floor with nothing left to delete (evidence locks hold the rest?)", "storage", name, "free", free, "min_free", d.MinFree, "locked_segments", res.Locked)
 	}
 	return nil
 }
 
-// delete runs the deletion protocol for one segment.
+// delete runs the deletion protocol for one segment, unless an evidence
+// lock holds it.
 func (r *Retention) delete(ctx context.Context, sg store.Segment, reason string, now time.Time, res *Result) error {
+	if res.locked != nil && res.locked(sg) {
+		res.Locked++
+		return nil
+	}
 	d, ok := r.Disks[sg.Disk]
 	if !ok {
 		return nil // disk unavailable: keep the row, try again later

@@ -2,6 +2,7 @@ package retention
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -145,5 +146,59 @@ func TestFreeSpaceFloor(t *testing.T) {
 	}
 	if res.Segments != 3 {
 		t.Errorf("deleted %d segments to free 3000 bytes, want 3", res.Segments)
+	}
+}
+
+// TestEvidenceLocks: with a tiny max_bytes, max_age and a disk below its
+// floor, no rule deletes a segment overlapping an active lock of its
+// camera; a lock of another camera protects nothing; once released, the
+// next pass deletes.
+func TestEvidenceLocks(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 10)
+	// Segments 3 and 4 overlap [t0+3m30s, t0+4m10s); 8 is covered whole.
+	for _, l := range []store.Lock{
+		{Camera: "cam", From: f.t0.Add(3*time.Minute + 30*time.Second), To: f.t0.Add(4*time.Minute + 10*time.Second), Reason: "break-in", CreatedBy: "alice", Created: f.t0},
+		{Camera: "cam", From: f.t0.Add(8 * time.Minute), To: f.t0.Add(9 * time.Minute), Reason: "complaint", CreatedBy: "bob", Created: f.t0},
+		{Camera: "other", From: f.t0, To: f.t0.Add(time.Hour), Reason: "not this camera", CreatedBy: "bob", Created: f.t0},
+	} {
+		if err := f.idx.AddLock(ctx, &l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	free := int64(0) // always below the floor
+	r := &Retention{Index: f.idx, Disks: map[string]Disk{"d1": {Store: f.disk, MinFree: 1 << 40, Free: func() (int64, error) { return free, nil }}},
+		Policies: []Policy{{Camera: "cam", MaxBytes: 1, MaxAge: time.Minute}}, Now: func() time.Time { return f.t0.Add(time.Hour) }}
+	res, err := r.Pass(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"cam/main/003.mp4", "cam/main/004.mp4", "cam/main/008.mp4", "cam/main/010.mp4"}
+	if keys := f.keys(t); strings.Join(keys, " ") != strings.Join(want, " ") {
+		t.Fatalf("files left %v, want the locked ones and the one being written %v", keys, want)
+	}
+	if res.Segments != 7 || res.Locked == 0 {
+		t.Errorf("pass: %+v", res)
+	}
+	// Release one lock: its segments go at the next pass.
+	locks, _ := f.idx.Locks(ctx, "cam", f.t0, f.t0.Add(time.Hour), false)
+	if len(locks) != 2 {
+		t.Fatalf("active locks %+v", locks)
+	}
+	if err := f.idx.ReleaseLock(ctx, locks[0].ID, "admin", "case closed", f.t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.idx.ReleaseLock(ctx, locks[0].ID, "admin", "again", f.t0.Add(time.Hour)); !errors.Is(err, store.ErrReleased) {
+		t.Errorf("second release: %v", err)
+	}
+	if _, err := r.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keys := f.keys(t); strings.Join(keys, " ") != "cam/main/008.mp4 cam/main/010.mp4" {
+		t.Errorf("after releasing the first lock: %v", keys)
+	}
+	all, _ := f.idx.Locks(ctx, "", f.t0, f.t0.Add(time.Hour), true)
+	if len(all) != 3 || all[1].ID != locks[0].ID || all[1].ReleasedBy != "admin" || all[1].ReleaseReason != "case closed" || all[1].Active() || !all[2].Active() {
+		t.Errorf("locks on record: %+v", all)
 	}
 }

@@ -123,6 +123,29 @@ type DiskUsage struct {
 	BytesSince int64
 }
 
+// Lock is an evidence lock: retention and deletion leave the camera's
+// recordings overlapping [From, To) alone until the lock is released.
+// Released locks stay on record.
+type Lock struct {
+	ID        int64
+	Camera    string
+	From, To  time.Time
+	Reason    string
+	CreatedBy string
+	Created   time.Time
+	// Released is zero while the lock holds.
+	ReleasedBy    string
+	Released      time.Time
+	ReleaseReason string
+}
+
+// Active reports whether the lock still holds.
+func (l *Lock) Active() bool { return l.Released.IsZero() }
+
+// ErrReleased is returned (wrapped) by ReleaseLock for a lock already
+// released.
+var ErrReleased = errors.New("store: lock already released")
+
 // Store is the recording index. Methods are safe for concurrent use.
 type Store interface {
 	// Stream returns the stream's ID, creating the row on first use.
@@ -170,6 +193,15 @@ type Store interface {
 	DiskUsage(ctx context.Context, since time.Time) ([]DiskUsage, error)
 	// Deletions lists the deletion log of a stream, oldest first.
 	Deletions(ctx context.Context, streamID int64) ([]Deletion, error)
+
+	// AddLock records a new evidence lock and sets its ID.
+	AddLock(ctx context.Context, l *Lock) error
+	// ReleaseLock releases an active lock (ErrNotFound, ErrReleased).
+	ReleaseLock(ctx context.Context, id int64, by, reason string, at time.Time) error
+	// Locks returns the locks overlapping [from, to), of one camera (or
+	// all when camera is ""), active ones only unless withReleased,
+	// ordered by start.
+	Locks(ctx context.Context, camera string, from, to time.Time, withReleased bool) ([]Lock, error)
 
 	// Close releases the store.
 	Close() error

@@ -8,13 +8,14 @@ import (
 
 // Carried counts what CarryOver copied.
 type Carried struct {
-	Users, Tokens, AuditEntries, Deletions, Cameras int64
+	Users, Tokens, AuditEntries, Deletions, Cameras, Locks int64
 }
 
 // CarryOver copies what segment files cannot rebuild from the index at
 // oldPath (opened read-only) into s, which check --repair has just
 // rebuilt from the files: users, grants and API tokens, the cameras
-// added through the API, the audit log
+// added through the API, the evidence
+// locks, the audit log
 // (entries unchanged, so its hash chain stays valid) and the deletion log
 // (matched to the rebuilt streams by camera and stream name; streams that
 // no longer have segments are recreated). Sessions are not carried:
@@ -53,6 +54,9 @@ func (s *Store) CarryOver(ctx context.Context, oldPath string) (Carried, error) 
 	}
 	if version >= 3 { // cameras added through the API
 		steps = append(steps, step{&c.Cameras, `INSERT INTO main.cameras SELECT * FROM old.cameras`})
+	}
+	if version >= 4 { // evidence locks
+		steps = append(steps, step{&c.Locks, `INSERT INTO main.locks SELECT * FROM old.locks`})
 	}
 	steps = append(steps,
 		step{nil, `INSERT OR IGNORE INTO main.streams (camera, name) SELECT camera, name FROM old.streams`},

@@ -174,11 +174,30 @@ CREATE TABLE cameras (
 	updated_ns INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 `,
+	// Version 4: evidence locks (internal/retention never deletes a
+	// segment overlapping an active lock of its camera). Released locks
+	// stay, with who released them and why.
+	`
+CREATE TABLE locks (
+	id             INTEGER PRIMARY KEY,
+	camera         TEXT    NOT NULL,
+	from_ns        INTEGER NOT NULL,
+	to_ns          INTEGER NOT NULL,
+	reason         TEXT    NOT NULL,
+	created_by     TEXT    NOT NULL,
+	created_ns     INTEGER NOT NULL,
+	released_by    TEXT    NOT NULL DEFAULT '',
+	released_ns    INTEGER NOT NULL DEFAULT 0,
+	release_reason TEXT    NOT NULL DEFAULT '',
+	CHECK (to_ns > from_ns)
+) STRICT;
+CREATE INDEX locks_camera ON locks (camera, from_ns);
+`,
 }
 
 // SchemaVersion is the schema version this code writes and understands;
 // it equals len(migrations) (checked by a test).
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // ErrSchemaTooNew is returned (wrapped) by Open for a database written by
 // a newer Custos.
