@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -474,5 +475,75 @@ func TestMetricsPublic(t *testing.T) {
 	}
 	if resp, _ := do(t, nil, srv.URL, req{method: "GET", path: "/api/cameras"}); resp.StatusCode != 401 {
 		t.Errorf("/api/cameras with public metrics: %s", resp.Status)
+	}
+}
+
+// TestLocksAPI: a user with export on a camera locks a range with a
+// reason; the timeline's recordings answer shows it; only an admin
+// releases it; both are audited.
+func TestLocksAPI(t *testing.T) {
+	s, srv := accessServer(t)
+	ctx := context.Background()
+	if _, err := s.Auth.Update(ctx, "guard", nil, map[string]auth.Perm{"door": auth.PermAll}); err != nil {
+		t.Fatal(err)
+	}
+	as := func(user, pass, method, path, body string) (int, string) {
+		resp, b := do(t, nil, srv.URL, req{method: method, path: path, body: body, user: user, pass: pass})
+		return resp.StatusCode, string(b)
+	}
+	from, to := pt.At(1).Format(time.RFC3339Nano), pt.At(3).Format(time.RFC3339Nano)
+	for _, tc := range []struct {
+		body string
+		code int
+		msg  string
+	}{
+		{`{"from":"` + from + `","to":"` + to + `"}`, 400, "reason"},
+		{`{"from":"` + to + `","to":"` + from + `","reason":"x"}`, 400, "after"},
+		{`{"from":"2020-01-01T00:00:00Z","to":"2026-01-01T00:00:00Z","reason":"x"}`, 400, "at most"},
+		{`{"to":"` + to + `","reason":"x"}`, 400, "required"},
+	} {
+		if code, body := as("guard", "guard-password", "POST", "/api/cameras/door/locks", tc.body); code != tc.code || !strings.Contains(body, tc.msg) {
+			t.Errorf("POST %s: %d %s", tc.body, code, body)
+		}
+	}
+	code, body := as("guard", "guard-password", "POST", "/api/cameras/door/locks", `{"from":"`+from+`","to":"`+to+`","reason":"incident 42"}`)
+	var l LockJSON
+	if code != 201 || json.Unmarshal([]byte(body), &l) != nil || !l.Active || l.CreatedBy != "guard" {
+		t.Fatalf("lock: %d %s", code, body)
+	}
+	code, body = as("guard", "guard-password", "GET", rangeURL("", "/api/cameras/door/recordings", 0, 20), "")
+	var rec RecordingsJSON
+	if code != 200 || json.Unmarshal([]byte(body), &rec) != nil || len(rec.Locks) != 1 || rec.Locks[0].Reason != "incident 42" {
+		t.Errorf("recordings with a lock: %d %s", code, body)
+	}
+	release := fmt.Sprintf("/api/locks/%d/release", l.ID)
+	if code, _ := as("guard", "guard-password", "POST", release, `{"reason":"done"}`); code != 403 {
+		t.Errorf("viewer releasing: %d", code)
+	}
+	if code, body := as("admin", testAdminPassword, "POST", release, `{"reason":""}`); code != 400 {
+		t.Errorf("release without a reason: %d %s", code, body)
+	}
+	if code, body := as("admin", testAdminPassword, "POST", release, `{"reason":"case closed"}`); code != 204 {
+		t.Errorf("release: %d %s", code, body)
+	}
+	if code, _ := as("admin", testAdminPassword, "POST", release, `{"reason":"again"}`); code != 409 {
+		t.Errorf("second release: %d", code)
+	}
+	if code, _ := as("admin", testAdminPassword, "POST", "/api/locks/999/release", `{"reason":"x"}`); code != 404 {
+		t.Errorf("unknown lock: %d", code)
+	}
+	code, body = as("guard", "guard-password", "GET", rangeURL("", "/api/cameras/door/locks", 0, 20, "released", "1"), "")
+	if code != 200 || !strings.Contains(body, `"release_reason": "case closed"`) {
+		t.Errorf("locks with released: %d %s", code, body)
+	}
+	entries, _ := s.Audit.Query(ctx, audit.Filter{Camera: "door", Limit: 50})
+	var acts []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Action, "evidence_") {
+			acts = append(acts, e.Actor+":"+e.Action)
+		}
+	}
+	if strings.Join(acts, " ") != "admin:evidence_unlock guard:evidence_lock" {
+		t.Errorf("audited: %v", acts)
 	}
 }

@@ -121,6 +121,9 @@ func (s *Server) build() (http.Handler, []Route) {
 	handle("PUT /api/cameras/{name}", operator, s.updateCamera)
 	handle("DELETE /api/cameras/{name}", operator, s.removeCamera)
 	handle("GET /api/cameras/{name}/recordings", cameraPerm(auth.PermRecordings), s.recordings)
+	handle("GET /api/cameras/{name}/locks", cameraPerm(auth.PermRecordings), s.locks)
+	handle("POST /api/cameras/{name}/locks", cameraPerm(auth.PermExport), s.addLock)
+	handle("POST /api/locks/{id}/release", admin, s.releaseLock)
 	s.playbackRoutes(mux, &routes)
 	handle("GET /api/cameras/{name}/live.ws", cameraPerm(auth.PermLive), s.liveWS)
 	handle("POST /api/cameras/{name}/whep", cameraPerm(auth.PermLive), s.whep)
@@ -262,6 +265,8 @@ type RecordingsJSON struct {
 	To     time.Time `json:"to"`
 	Runs   []RunJSON `json:"runs"`
 	Gaps   []GapJSON `json:"gaps"`
+	// Locks are the active evidence locks overlapping the range.
+	Locks []LockJSON `json:"locks"`
 }
 
 func (s *Server) camera(name string) (Camera, bool) {
@@ -324,7 +329,15 @@ func (s *Server) recordings(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := RecordingsJSON{Camera: name, Stream: streamName, From: from, To: to, Runs: runsOf(segs), Gaps: []GapJSON{}}
+	locks, err := s.Index.Locks(r.Context(), name, from, to, false)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := RecordingsJSON{Camera: name, Stream: streamName, From: from, To: to, Runs: runsOf(segs), Gaps: []GapJSON{}, Locks: []LockJSON{}}
+	for _, l := range locks {
+		out.Locks = append(out.Locks, lockJSON(l))
+	}
 	for i := 1; i < len(out.Runs); i++ {
 		if gs, ge := out.Runs[i-1].End, out.Runs[i].Start; ge.After(gs) {
 			out.Gaps = append(out.Gaps, GapJSON{Start: gs, End: ge})

@@ -149,6 +149,9 @@ func (s *Server) serveRange(w http.ResponseWriter, r *http.Request, attachment b
 // auditView is auditOnce for a viewing: it writes the error and returns
 // false when the entry cannot be written, so nothing is shown unrecorded.
 func (s *Server) auditView(w http.ResponseWriter, r *http.Request, window time.Duration, key, action, camera string, detail map[string]string) bool {
+	if r.Method == http.MethodHead {
+		return true // no video is sent (the UI sizes an export this way)
+	}
 	if err := s.auditOnce(r, window, key, action, camera, detail); err != nil {
 		s.writeError(w, r, err)
 		return false
