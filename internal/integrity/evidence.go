@@ -1,0 +1,254 @@
+package integrity
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"time"
+)
+
+// Report describes an export that verified.
+type Report struct {
+	OK             bool
+	Camera, Stream string
+	// The covered wall time: from the start of the first exported
+	// fragment's segment to the end of the last exported segment (chain
+	// At and At+WallDurNS). Exact per-fragment times are not in the chain,
+	// so the clip itself may start later and end earlier.
+	SegmentsFrom, SegmentsTo time.Time
+	Key                      string // the recorder key, PublicKeyString
+	Fingerprint              string // KeyFingerprint of Key
+	Fragments, Segments      int    // in the file
+	HeadSeq                  int64  // the signed head's chain entry
+	SignedAt                 time.Time
+	// Notes are remarks for people about what the chain says lies between
+	// the first and the last exported segment but is not in the file:
+	// segments left out (and their deletion, if the chain records one),
+	// restarts of the recording (gaps), segments only partly included.
+	// Empty for a gapless clip.
+	Notes []string
+}
+
+// VerifyEvidence checks an export: m is its manifest and frags the
+// fragments found in the file, in file order (each the bytes of a moof
+// through its mdat, as FindFragments delimits them). want, if not nil, is
+// the key the recorder is known to have (--key).
+//
+// It checks from the signature down, so that the first failure names the
+// place that was altered: the recorder key (equal to want), the head's
+// signature with the recorder key and its camera and stream; the chain
+// (VerifyChain, the manifest's camera and stream, ending exactly at the
+// signed head); each segment (a KindSegment entry of the chain, in chain
+// order, whose SegmentHash is that of the manifest's fragment hashes); and
+// last the file's fragments (as many as the manifest's Counts add up to,
+// each hashing to the manifest's hash at its place). It returns the Report
+// and nil, or an empty Report and a *Problem for the first failure.
+//
+// It does no I/O and holds no fragment longer than it takes to hash it;
+// VerifyEvidenceHashes takes the hashes instead, for files too large for
+// memory.
+func VerifyEvidence(m *Manifest, frags [][]byte, want ed25519.PublicKey) (Report, error) {
+	hashes := make([][32]byte, len(frags))
+	for i, f := range frags {
+		hashes[i] = FragmentHash(f)
+	}
+	return VerifyEvidenceHashes(m, hashes, want)
+}
+
+// VerifyEvidenceHashes is VerifyEvidence given the FragmentHash of each of
+// the file's fragments (see HashSpans) instead of their bytes.
+func VerifyEvidenceHashes(m *Manifest, frags [][32]byte, want ed25519.PublicKey) (Report, error) {
+	if m == nil {
+		return Report{}, &Problem{Msg: "the file has no manifest"}
+	}
+	if err := m.validate(); err != nil {
+		return Report{}, &Problem{Msg: "manifest: " + err.Error()}
+	}
+	if err := verifySigned(m, want); err != nil {
+		return Report{}, err
+	}
+	if err := verifySegments(m); err != nil {
+		return Report{}, err
+	}
+	if err := verifyFragments(m, frags); err != nil {
+		return Report{}, err
+	}
+	first := m.entry(m.Segments[0].ChainSeq)
+	last := m.entry(m.Segments[len(m.Segments)-1].ChainSeq)
+	pub, _ := ParsePublicKey(m.RecorderKey)
+	return Report{
+		OK: true, Camera: m.Camera, Stream: m.Stream,
+		SegmentsFrom: first.At.UTC(), SegmentsTo: last.At.Add(time.Duration(last.WallDurNS)).UTC(),
+		Key: PublicKeyString(pub), Fingerprint: KeyFingerprint(pub),
+		Fragments: len(frags), Segments: len(m.Segments),
+		HeadSeq: m.Head.Seq, SignedAt: m.Head.SignedAt.UTC(),
+		Notes: notes(m),
+	}, nil
+}
+
+// entry returns the chain entry seq; the chain must have been verified
+// consecutive and seq must lie within it.
+func (m *Manifest) entry(seq int64) *Entry { return &m.Chain[seq-m.Chain[0].Seq] }
+
+// verifySigned checks the key, the signed head and the chain up to it.
+func verifySigned(m *Manifest, want ed25519.PublicKey) error {
+	pub, err := ParsePublicKey(m.RecorderKey)
+	if err != nil {
+		return &Problem{Msg: "manifest: " + err.Error()}
+	}
+	if want != nil && !pub.Equal(want) {
+		return &Problem{Msg: fmt.Sprintf("recorder key is %s (fingerprint %s) but --key says %s (fingerprint %s)",
+			PublicKeyString(pub), KeyFingerprint(pub), PublicKeyString(want), KeyFingerprint(want))}
+	}
+	h := &m.Head
+	if err := VerifyHead(pub, h); err != nil {
+		return &Problem{ChainSeq: h.Seq, Msg: err.Error()}
+	}
+	if h.Camera != m.Camera || h.Stream != m.Stream {
+		return problemAt(h.Seq, "the signed head is for camera %q stream %q, the manifest for camera %q stream %q",
+			h.Camera, h.Stream, m.Camera, m.Stream)
+	}
+	if err := VerifyChain(m.Chain); err != nil {
+		return err
+	}
+	first, last := &m.Chain[0], &m.Chain[len(m.Chain)-1]
+	if first.Camera != m.Camera || first.Stream != m.Stream {
+		return problemAt(first.Seq, "chain entry %d is for camera %q stream %q, the manifest for camera %q stream %q",
+			first.Seq, first.Camera, first.Stream, m.Camera, m.Stream)
+	}
+	switch {
+	case last.Seq < h.Seq:
+		return problemAt(last.Seq, "the chain ends at entry %d but the signed head is entry %d (chain truncated)", last.Seq, h.Seq)
+	case last.Seq > h.Seq:
+		return problemAt(last.Seq, "the chain goes on to entry %d past the signed head, entry %d (entries appended)", last.Seq, h.Seq)
+	case last.Hash != h.Hash:
+		return problemAt(last.Seq, "chain entry %d does not match the signed head (altered and re-hashed)", last.Seq)
+	}
+	return nil
+}
+
+// verifySegments checks each segment's place in the chain and its hash.
+func verifySegments(m *Manifest) error {
+	lo, hi := m.Chain[0].Seq, m.Chain[len(m.Chain)-1].Seq
+	for k, s := range m.Segments {
+		if s.ChainSeq < lo || s.ChainSeq > hi {
+			return problemAt(s.ChainSeq, "segment %d: chain entry %d is not in the manifest's chain, entries %d to %d (chain truncated or manifest altered)",
+				k+1, s.ChainSeq, lo, hi)
+		}
+		if k > 0 && s.ChainSeq <= m.Segments[k-1].ChainSeq {
+			return problemAt(s.ChainSeq, "segment %d: chain entry %d does not come after segment %d's entry %d (segments out of order or repeated)",
+				k+1, s.ChainSeq, k, m.Segments[k-1].ChainSeq)
+		}
+		e := m.entry(s.ChainSeq)
+		if e.Kind != KindSegment {
+			return problemAt(s.ChainSeq, "segment %d: chain entry %d is a %s entry, not a segment", k+1, s.ChainSeq, e.Kind)
+		}
+		if SegmentHash(s.Fragments) != e.SegmentHash {
+			return problemAt(s.ChainSeq, "segment %d: its fragment hashes do not give the segment hash in chain entry %d (manifest altered)",
+				k+1, s.ChainSeq)
+		}
+	}
+	return nil
+}
+
+// fragRef is a place in the manifest: segment k, fragment j of it.
+type fragRef struct{ k, j int }
+
+// verifyFragments compares the file's fragments with the manifest's,
+// naming the first that differs and, when it can tell, how (missing,
+// inserted, repeated, moved).
+func verifyFragments(m *Manifest, frags [][32]byte) error {
+	var refs []fragRef
+	for k, s := range m.Segments {
+		for j := s.First; j < s.First+s.Count; j++ {
+			refs = append(refs, fragRef{k, j})
+		}
+	}
+	hashAt := func(i int) [32]byte { return m.Segments[refs[i].k].Fragments[refs[i].j] }
+	place := func(i int) string {
+		r := refs[i]
+		s := &m.Segments[r.k]
+		return fmt.Sprintf("segment %d, fragment %d of %d, segment start %s",
+			r.k+1, r.j+1, len(s.Fragments), m.entry(s.ChainSeq).At.UTC().Format(time.RFC3339))
+	}
+	nf, nm := len(frags), len(refs)
+	counts := fmt.Sprintf("the file has %d fragments but the manifest lists %d", nf, nm)
+	var index map[[32]byte]int // manifest position of each hash, built on the first mismatch
+	for i := 0; i < min(nf, nm); i++ {
+		if frags[i] == hashAt(i) {
+			continue
+		}
+		if index == nil {
+			index = make(map[[32]byte]int, nm)
+			for p := nm - 1; p >= 0; p-- {
+				index[hashAt(p)] = p
+			}
+		}
+		p := &Problem{Fragment: i + 1, ChainSeq: m.Segments[refs[i].k].ChainSeq}
+		j, known := index[frags[i]]
+		switch {
+		case known && j == i+1 && nf < nm:
+			p.Msg = fmt.Sprintf("fragment %d of the file should be %s, but is the one after it: fragment missing (%s)", i+1, place(i), counts)
+		case known && j < i:
+			p.Msg = fmt.Sprintf("fragment %d of the file (%s) is a copy of fragment %d of the file: fragment repeated or moved", i+1, place(i), j+1)
+		case known:
+			p.Msg = fmt.Sprintf("fragment %d of the file (%s) is the manifest's fragment %d (%s): fragments out of order", i+1, place(i), j+1, place(j))
+		case nf > nm && i+1 < nf && frags[i+1] == hashAt(i):
+			p.Msg = fmt.Sprintf("fragment %d of the file (before %s) is not in the manifest: fragment inserted (%s)", i+1, place(i), counts)
+		default:
+			p.Msg = fmt.Sprintf("fragment %d of the file (%s): hash does not match the recording", i+1, place(i))
+		}
+		return p
+	}
+	switch {
+	case nf < nm:
+		return &Problem{Fragment: nf + 1, ChainSeq: m.Segments[refs[nf].k].ChainSeq,
+			Msg: fmt.Sprintf("%s (fragment missing from %s on)", counts, place(nf))}
+	case nf > nm:
+		return &Problem{Fragment: nm + 1, Msg: fmt.Sprintf("%s (extra fragment at the end of the file)", counts)}
+	}
+	return nil
+}
+
+// notes describes what the verified chain holds between the first and last
+// exported segments that is not in the file (Report.Notes).
+func notes(m *Manifest) []string {
+	var out []string
+	exported := make(map[int64]int, len(m.Segments)) // chain seq -> index in Segments
+	for k, s := range m.Segments {
+		exported[s.ChainSeq] = k
+		n := len(s.Fragments)
+		if k > 0 && s.First > 0 {
+			out = append(out, fmt.Sprintf("segment %d (chain entry %d): its first %d of %d fragments are not in the file", k+1, s.ChainSeq, s.First, n))
+		}
+		if k < len(m.Segments)-1 && s.First+s.Count < n {
+			out = append(out, fmt.Sprintf("segment %d (chain entry %d): its last %d of %d fragments are not in the file", k+1, s.ChainSeq, n-s.First-s.Count, n))
+		}
+	}
+	deleted := make(map[string]*Entry) // segment key -> its deletion entry
+	for i := range m.Chain {
+		if e := &m.Chain[i]; e.Kind == KindDeletion {
+			if _, ok := deleted[e.Key]; !ok {
+				deleted[e.Key] = e
+			}
+		}
+	}
+	for seq := m.Segments[0].ChainSeq + 1; seq < m.Segments[len(m.Segments)-1].ChainSeq; seq++ {
+		e := m.entry(seq)
+		switch e.Kind {
+		case KindRunStart:
+			out = append(out, fmt.Sprintf("chain entry %d: the recording restarted at %s (gap before it)", seq, stamp(e.At)))
+		case KindSegment:
+			if _, ok := exported[seq]; ok {
+				continue
+			}
+			s := fmt.Sprintf("chain entry %d: segment %s to %s is not in the file", seq, stamp(e.At), stamp(e.At.Add(time.Duration(e.WallDurNS))))
+			if d := deleted[e.Key]; d != nil && d.Seq > seq {
+				s += fmt.Sprintf("; deleted at %s (chain entry %d): %s", stamp(d.At), d.Seq, d.Reason)
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
