@@ -195,8 +195,12 @@ async function showCamera(name) {
         <button type="button" id="mark-in">Mark in</button><button type="button" id="mark-out">Mark out</button>
         <span id="ex-size" role="status"></span>
         <a id="ex-link" class="button" href="#" download hidden>Download MP4</a>
-        <p class="hint">Shift-drag on the timeline to select a range.</p>
+        <label id="lock-box" hidden>Reason <input id="lock-reason" maxlength="500" placeholder="incident, request, case number"></label>
+        <button type="button" id="lock" hidden>Lock this range…</button>
+        <p class="hint">Shift-drag on the timeline to select a range. A lock keeps the range from retention until an admin releases it.</p>
       </form>
+      <section aria-labelledby="locks-h"><h2 id="locks-h" class="sr-only">Evidence locks in view</h2>
+        <ul id="locks" class="locks"></ul><p id="lock-msg" role="status" aria-live="polite"></p></section>
     </section>`;
   const $ = (id) => document.getElementById(id);
   const video = $("video"), overlay = main.querySelector(".player .overlay"), mode = main.querySelector(".mode");
@@ -218,7 +222,34 @@ async function showCamera(name) {
     camera: name,
     onSeek: (t) => playAt(t.getTime()),
     onSelect: (a, b) => setRange(a, b),
+    onLocks: (locks) => showLocks(locks),
   });
+  // showLocks lists the evidence locks in view; admins can release them.
+  function showLocks(locks) {
+    const ul = $("locks");
+    ul.innerHTML = locks.map((k) => `<li data-lock="${k.id}">Locked ${esc(new Date(k.s).toLocaleString())} – ${esc(new Date(k.e).toLocaleString())}
+      by ${esc(k.by)}: ${esc(k.reason)}${me.role === "admin" ? ` <button type="button" data-release="${k.id}">Release…</button>` : ""}</li>`).join("");
+    for (const b of ul.querySelectorAll("[data-release]")) {
+      b.onclick = async () => {
+        const li = b.parentElement;
+        let input = li.querySelector("input");
+        if (!input) {
+          b.insertAdjacentHTML("beforebegin", `<label>Why <input maxlength="500"></label> `);
+          b.textContent = "Release";
+          li.querySelector("input").focus();
+          return;
+        }
+        try {
+          await api(`/api/locks/${b.dataset.release}/release`, { method: "POST", headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ reason: input.value }) });
+          $("lock-msg").textContent = "Lock released.";
+          tl.load();
+        } catch (e) {
+          $("lock-msg").innerHTML = `<span class="error" role="alert">${esc(e.message)}</span>`;
+        }
+      };
+    }
+  }
 
   function goLive() {
     recordedStart = null;
@@ -308,6 +339,24 @@ async function showCamera(name) {
       size.textContent = e.message.startsWith("404") ? "No recorded video in this range." : e.message;
     }
   }
+  // Evidence locks: anyone who may export may lock a range, with a
+  // reason; admins release them.
+  const lockPerm = (cam.perms || "").includes("export");
+  $("lock").hidden = !lockPerm;
+  $("lock").onclick = async () => {
+    const box = $("lock-box"), msg = $("lock-msg");
+    if (box.hidden) { box.hidden = false; $("lock").textContent = "Lock"; $("lock-reason").focus(); return; }
+    const a = new Date($("ex-from").value), b = new Date($("ex-to").value);
+    try {
+      await api(`/api/cameras/${enc}/locks`, { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ from: a.toISOString(), to: b.toISOString(), reason: $("lock-reason").value }) });
+      msg.textContent = `Locked ${a.toLocaleString()} – ${b.toLocaleString()}.`;
+      box.hidden = true; $("lock").textContent = "Lock this range…"; $("lock-reason").value = "";
+      tl.load();
+    } catch (e) {
+      msg.innerHTML = `<span class="error" role="alert">${esc(e.message)}</span>`;
+    }
+  };
   $("ex-from").onchange = sizeRange;
   $("ex-to").onchange = sizeRange;
   const now = () => new Date(recordedStart === null ? Date.now() : recordedStart + video.currentTime * 1000);

@@ -14,6 +14,7 @@ class Timeline {
     this.span = 900e3; // visible window in ms
     this.end = Date.now() + this.span / 10; // now a little left of the right edge
     this.runs = [];
+    this.locks = [];
     this.playhead = null;
     this.sel = null;
     el.classList.add("timeline");
@@ -94,7 +95,10 @@ class Timeline {
     try {
       const r = await fetch(`/api/cameras/${encodeURIComponent(this.opts.camera)}/recordings?from=${from}&to=${to}`);
       if (!r.ok) throw new Error((await r.json()).error);
-      this.runs = (await r.json()).runs.map((x) => ({ s: Date.parse(x.start), e: Date.parse(x.end), rec: !!x.recording }));
+      const body = await r.json();
+      this.runs = body.runs.map((x) => ({ s: Date.parse(x.start), e: Date.parse(x.end), rec: !!x.recording }));
+      this.locks = (body.locks || []).map((x) => ({ s: Date.parse(x.from), e: Date.parse(x.to), id: x.id, reason: x.reason, by: x.created_by }));
+      if (this.opts.onLocks) this.opts.onLocks(this.locks);
       this.el.classList.remove("tl-error");
     } catch (e) {
       this.el.classList.add("tl-error");
@@ -108,6 +112,11 @@ class Timeline {
       const l = Math.max(0, this.t2pct(r.s)), w = Math.min(100, this.t2pct(r.e)) - l;
       return `<div class="tl-run${r.rec ? " tl-live" : ""}" style="left:${l}%;width:${Math.max(w, 0.2)}%"></div>`;
     });
+    for (const k of this.locks || []) {
+      if (k.e <= this.start || k.s >= this.end) continue;
+      const l = Math.max(0, this.t2pct(k.s)), w = Math.min(100, this.t2pct(k.e)) - l;
+      parts.push(`<div class="tl-lock" style="left:${l}%;width:${Math.max(w, 0.2)}%" title="Evidence lock: ${(k.reason || "").replace(/[&<>"']/g, "")}"></div>`);
+    }
     if (this.sel) {
       const l = this.t2pct(this.sel[0]), w = this.t2pct(this.sel[1]) - l;
       parts.push(`<div class="tl-sel" style="left:${l}%;width:${w}%"></div>`);
