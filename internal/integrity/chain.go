@@ -74,9 +74,15 @@ type Entry struct {
 	Frames      int64    // video frames in the segment
 	Bytes       int64    // file length the hash covers
 	SegmentHash [32]byte // SegmentHash of the segment's fragments
-	Reason      string   // deletion only: why ("retention", "by alice: …")
-	Prev        [32]byte // Hash of entry Seq-1 (zero for Seq 1)
-	Hash        [32]byte // ComputeHash()
+	// InitHash is SHA-256 of the segment's init segment as stored (its
+	// ftyp and moov boxes: the track's description, edit list and
+	// timescale), so that an export's header is covered too; zero for
+	// run_start and for deletion entries of segments recorded before it
+	// existed.
+	InitHash [32]byte
+	Reason   string   // deletion only: why ("retention", "by alice: …")
+	Prev     [32]byte // Hash of entry Seq-1 (zero for Seq 1)
+	Hash     [32]byte // ComputeHash()
 }
 
 // appendUint appends v as 8 bytes big-endian.
@@ -104,6 +110,7 @@ func (e *Entry) encoding() []byte {
 	b = appendUint(b, uint64(e.Frames))
 	b = appendUint(b, uint64(e.Bytes))
 	b = append(b, e.SegmentHash[:]...)
+	b = append(b, e.InitHash[:]...)
 	b = appendString(b, e.Reason)
 	b = append(b, e.Prev[:]...)
 	return b

@@ -20,6 +20,7 @@ func katEntry() Entry {
 	}
 	for i := range e.SegmentHash {
 		e.SegmentHash[i] = byte(i)
+		e.InitHash[i] = byte(32 + i)
 		e.Prev[i] = 0xab
 	}
 	e.Hash = e.ComputeHash()
@@ -58,23 +59,24 @@ func TestEntryEncodingKnownAnswer(t *testing.T) {
 		0000000000000708 // frames 1800
 		000000000074cbb1 // bytes 7654321
 		000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f // segment_hash
+		202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f // init_hash
 		0000000000000000 // reason ""
 		abababababababababababababababababababababababababababababababab // prev`)
 	if got := e.encoding(); !bytes.Equal(got, want) {
 		t.Fatalf("encoding changed:\n got %x\nwant %x", got, want)
 	}
-	const wantHash = "cddff04b118baaa8e60958e1e3c52d38f842c5975cb7628c1912adff2780d8b2"
+	const wantHash = "76e63b15b249e20e2fcfa1b5ae113271f1a7e118724072b0c05b4ff52ea26033"
 	if got := hex.EncodeToString(e.Hash[:]); got != wantHash {
 		t.Errorf("ComputeHash = %s, want %s", got, wantHash)
 	}
 	// A deletion with a reason and a run_start, to fix those too.
 	d := e
 	d.Kind, d.Reason, d.Seq = KindDeletion, "retention: disk /srv/a over quota", 1300
-	if got, want := hex.EncodeToString(ptr(d.ComputeHash())), "714905484cfbea20bfbda18c60eac08bcb04db7d214d9ae4b92322338e95b150"; got != want {
+	if got, want := hex.EncodeToString(ptr(d.ComputeHash())), "169e84c1352cd7c2fe1f03835cef065d018a5d502401084516560abe34968b24"; got != want {
 		t.Errorf("deletion hash = %s, want %s", got, want)
 	}
 	r := Entry{Seq: 1, Kind: KindRunStart, Camera: "door", Stream: "sub", At: time.Unix(1796031000, 0)}
-	if got, want := hex.EncodeToString(ptr(r.ComputeHash())), "50cd7a885dd3351f950e178776e5b8c697c89a38015280311224361f6047cac3"; got != want {
+	if got, want := hex.EncodeToString(ptr(r.ComputeHash())), "61db969dedef19733aa0db9f86cfffa26339a96e501e4b06c22c88e6a945b57c"; got != want {
 		t.Errorf("run_start hash = %s, want %s", got, want)
 	}
 }

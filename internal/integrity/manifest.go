@@ -275,6 +275,7 @@ type wireEntry struct {
 	Frames      int64    `json:"frames"`
 	Bytes       int64    `json:"bytes"`
 	SegmentHash hexHash  `json:"segment_hash"`
+	InitHash    hexHash  `json:"init_hash"`
 	Reason      string   `json:"reason"`
 	Prev        hexHash  `json:"prev"`
 	Hash        hexHash  `json:"hash"`
@@ -369,7 +370,7 @@ func toWire(m *Manifest) *wireManifest {
 		w.Chain[i] = wireEntry{
 			Seq: e.Seq, Kind: e.Kind, Camera: e.Camera, Stream: e.Stream, At: wireTime(e.At),
 			Key: e.Key, WallDurNS: e.WallDurNS, Dur90k: e.Dur90k, Frames: e.Frames, Bytes: e.Bytes,
-			SegmentHash: e.SegmentHash, Reason: e.Reason, Prev: e.Prev, Hash: e.Hash,
+			SegmentHash: e.SegmentHash, InitHash: e.InitHash, Reason: e.Reason, Prev: e.Prev, Hash: e.Hash,
 		}
 	}
 	return w
@@ -399,7 +400,7 @@ func fromWire(w *wireManifest) *Manifest {
 		m.Chain[i] = Entry{
 			Seq: e.Seq, Kind: e.Kind, Camera: e.Camera, Stream: e.Stream, At: time.Time(e.At),
 			Key: e.Key, WallDurNS: e.WallDurNS, Dur90k: e.Dur90k, Frames: e.Frames, Bytes: e.Bytes,
-			SegmentHash: e.SegmentHash, Reason: e.Reason, Prev: e.Prev, Hash: e.Hash,
+			SegmentHash: e.SegmentHash, InitHash: e.InitHash, Reason: e.Reason, Prev: e.Prev, Hash: e.Hash,
 		}
 	}
 	return m
