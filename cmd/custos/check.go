@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 	"github.com/custos-nvr/custos/internal/blob/local"
 	"github.com/custos-nvr/custos/internal/check"
 	"github.com/custos-nvr/custos/internal/config"
+	"github.com/custos-nvr/custos/internal/evidence"
+	"github.com/custos-nvr/custos/internal/integrity"
 	"github.com/custos-nvr/custos/internal/store/sqlite"
 )
 
@@ -24,8 +27,9 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "the YAML configuration custos serve uses")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	noHash := fs.Bool("no-hash", false, "check the hash chains but do not re-read and hash every segment file (faster)")
 	repair := fs.Bool("repair", false, "rebuild the index from the segment files (stop custos serve first); the old index is kept as index.db.replaced-TIME")
-	if err := parseNoArgs(e, fs, args, "check --config FILE [--repair] [--json]"); err != nil {
+	if err := parseNoArgs(e, fs, args, "check --config FILE [--repair] [--no-hash] [--json]"); err != nil {
 		return err
 	}
 	cfg, err := config.Load(*cfgPath, os.Environ())
@@ -79,6 +83,26 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The hash chains: links, the newest head's signature and, unless
+	// --no-hash, every closed segment's bytes against its chain entry.
+	var pub ed25519.PublicKey
+	if kb, err := os.ReadFile(filepath.Join(cfg.DataDir, "keys", "node.key")); err == nil {
+		key, err := integrity.ParsePrivateKey(kb)
+		if err != nil {
+			return fmt.Errorf("node key: %w", err)
+		}
+		pub = key.Public().(ed25519.PublicKey)
+	}
+	chainRep, err := evidence.VerifyStored(ctx, idx, disks, pub, !*noHash, nil)
+	if err != nil {
+		return fmt.Errorf("verify hash chains: %w", err)
+	}
+	if pub == nil && chainRep.Entries > 0 {
+		chainRep.Problems = append(chainRep.Problems, "the node key "+filepath.Join(cfg.DataDir, "keys", "node.key")+" is missing: the chains' signatures cannot be checked")
+	}
+	for _, p := range chainRep.Problems {
+		rep.Problems = append(rep.Problems, check.Problem{What: p})
+	}
 	// The run itself goes on record.
 	log, err := audit.Open(ctx, idx, auditPath, nil)
 	if err != nil {
@@ -105,6 +129,14 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		for _, p := range rep.Problems {
 			fmt.Fprintln(e.stdout, p)
 		}
+		fmt.Fprintf(e.stdout, "hash chains: %d entries; %d segments checked against them", chainRep.Entries, chainRep.Segments-chainRep.Unchained)
+		if !*noHash {
+			fmt.Fprintf(e.stdout, ", %.1f MiB re-hashed", float64(chainRep.HashedBytes)/(1<<20))
+		}
+		if chainRep.Unchained > 0 {
+			fmt.Fprintf(e.stdout, "; %d segments have no chain entry (recorded before chains existed, or cut short by a crash)", chainRep.Unchained)
+		}
+		fmt.Fprintln(e.stdout)
 		fmt.Fprintf(e.stdout, "%d streams, %d segments (%.1f MiB), %d files: ", rep.Streams, rep.Segments, float64(rep.Bytes)/(1<<20), rep.Files)
 		if rep.OK() {
 			fmt.Fprintln(e.stdout, "OK")
@@ -148,8 +180,8 @@ func carryOver(ctx context.Context, e *env, idx *sqlite.Store, oldIndex, auditPa
 	if oldIndex != "" {
 		c, err := idx.CarryOver(ctx, oldIndex)
 		if err == nil {
-			fmt.Fprintf(e.stdout, "kept from the old index: %d users, %d API tokens, %d audit entries, %d deletion records, %d cameras added in the UI, %d evidence locks\n",
-				c.Users, c.Tokens, c.AuditEntries, c.Deletions, c.Cameras, c.Locks)
+			fmt.Fprintf(e.stdout, "kept from the old index: %d users, %d API tokens, %d audit entries, %d deletion records, %d cameras added in the UI, %d evidence locks, %d hash chain entries\n",
+				c.Users, c.Tokens, c.AuditEntries, c.Deletions, c.Cameras, c.Locks, c.ChainEntries)
 			return nil
 		}
 		fmt.Fprintf(e.stdout, "the old index cannot be read (%v): accounts are lost; restoring the audit log from %s\n", err, auditPath)

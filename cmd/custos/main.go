@@ -53,6 +53,7 @@ func commands() []command {
 		{"check", "verify recordings against the index (rows, files, sizes, runs)", runCheck},
 		{"user", "manage users, roles, camera grants and API tokens", runUser},
 		{"audit", "verify or list the audit log", runAudit},
+		{"key", "show the node's public signing key (hash chains, evidence)", runKey},
 		{"bench", "measure performance (bench sim: the simulator's serving cost per stream)", runBench},
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -21,6 +22,8 @@ import (
 	"github.com/custos-nvr/custos/internal/blob/local"
 	"github.com/custos-nvr/custos/internal/cameras"
 	"github.com/custos-nvr/custos/internal/config"
+	"github.com/custos-nvr/custos/internal/evidence"
+	"github.com/custos-nvr/custos/internal/integrity"
 	"github.com/custos-nvr/custos/internal/playback"
 	"github.com/custos-nvr/custos/internal/recorder"
 	"github.com/custos-nvr/custos/internal/retention"
@@ -64,7 +67,7 @@ type server struct {
 	dataDir string
 	// cams runs the cameras; closing it ends recording and the live
 	// viewers (which http.Server.Shutdown does not know about).
-	cams *cameras.Manager
+	cams  *cameras.Manager
 	auth  *auth.Service
 	audit *audit.Log
 	tls   bool
@@ -104,7 +107,18 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		}
 		disks[sc.Name] = d
 	}
-	if err := recorder.Recover(ctx, idx, disks, e.log); err != nil {
+	// The node key signs every stream's hash chain (docs/evidence.md).
+	key, created, err := integrity.LoadOrCreateKey(filepath.Join(cfg.DataDir, "keys", "node.key"))
+	if err != nil {
+		idx.Close()
+		return nil, err
+	}
+	if created {
+		fmt.Fprintf(e.stdout, "custos: created the node signing key %s\n        public key %s (custos key show prints it)\n",
+			filepath.Join(cfg.DataDir, "keys", "node.key"), integrity.PublicKeyString(key.Public().(ed25519.PublicKey)))
+	}
+	chains := &evidence.Chains{Store: idx, Key: key}
+	if err := recorder.Recover(ctx, idx, disks, e.log, chains); err != nil {
 		idx.Close()
 		return nil, fmt.Errorf("recover unfinished segments: %w", err)
 	}
@@ -166,12 +180,12 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		}
 	}
 	mgr, err := cameras.Start(rctx, cameras.Options{Config: cfg, Index: idx, Store: idx, Disks: disks, DiskErr: diskErr,
-		Logger: e.log, OnWriteError: onWriteError})
+		Logger: e.log, OnWriteError: onWriteError, Chain: chains})
 	if err != nil {
 		return fail(err)
 	}
 	s.cams = mgr
-	ret := &retention.Retention{Index: idx, Disks: map[string]retention.Disk{}, Logger: e.log, Audit: auditLog}
+	ret := &retention.Retention{Index: idx, Disks: map[string]retention.Disk{}, Logger: e.log, Audit: auditLog, Chain: chains}
 	for _, sc := range cfg.Storage {
 		d, ok := disks[sc.Name].(*local.Dir)
 		if !ok {

@@ -42,8 +42,8 @@ type Server struct {
 	// CameraAdmin adds, changes and removes cameras; nil answers those
 	// routes with 501.
 	CameraAdmin CameraAdmin
-	Index   store.Store
-	Logger  *slog.Logger
+	Index       store.Store
+	Logger      *slog.Logger
 	// MaxRange bounds the time span of one recordings query.
 	MaxRange time.Duration
 	// Playback serves recorded video; nil answers its routes with 503.

@@ -58,6 +58,8 @@ type Options struct {
 	// OnWriteError is called by recorders when a write fails (a full
 	// disk), to run retention at once.
 	OnWriteError func(error)
+	// Chain keeps the streams' hash chains (nil: none).
+	Chain recorder.ChainRecorder
 }
 
 // Camera is a running camera. The slices are not modified after the
@@ -136,7 +138,7 @@ func (m *Manager) start(spec config.Camera, source string) error {
 			Client: rtsp.ClientConfig{URL: u.url, Username: spec.Username, Password: spec.Password,
 				Transport: rtsp.TransportMode(spec.Transport)},
 			Disk: m.o.Disks[spec.Storage], Index: m.o.Index, FsyncEvery: time.Duration(m.o.Config.FsyncInterval),
-			Logger: m.o.Logger, OnWriteError: m.o.OnWriteError, Live: hub,
+			Logger: m.o.Logger, OnWriteError: m.o.OnWriteError, Live: hub, Chain: m.o.Chain,
 		}
 		sup, err := recorder.NewSupervisor(sc, m.o.DiskErr[spec.Storage])
 		if err != nil {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
 	"github.com/custos-nvr/custos/internal/blob"
+	"github.com/custos-nvr/custos/internal/integrity"
 	"github.com/custos-nvr/custos/internal/mp4"
 	"github.com/custos-nvr/custos/internal/store"
 )
@@ -17,10 +19,20 @@ import (
 // row), torn bytes after the last complete fragment are truncated, and the
 // row is closed; half-done deletions are completed. Segments on disks that
 // are not available are left for a later start. It blocks and does I/O.
-func Recover(ctx context.Context, idx store.Store, disks map[string]blob.Store, log *slog.Logger) error {
+func Recover(ctx context.Context, idx store.Store, disks map[string]blob.Store, log *slog.Logger, chain RecoveryChain) error {
 	segs, err := idx.WritingSegments(ctx)
 	if err != nil {
 		return fmt.Errorf("list unfinished segments: %w", err)
+	}
+	names := map[int64]store.Stream{}
+	if len(segs) > 0 {
+		streams, err := idx.Streams(ctx)
+		if err != nil {
+			return fmt.Errorf("list streams: %w", err)
+		}
+		for _, st := range streams {
+			names[st.ID] = st
+		}
 	}
 	for i := range segs {
 		seg := &segs[i]
@@ -28,7 +40,7 @@ func Recover(ctx context.Context, idx store.Store, disks map[string]blob.Store, 
 		if d == nil {
 			continue
 		}
-		if err := recoverSegment(ctx, idx, d, seg); err != nil {
+		if err := recoverSegment(ctx, idx, d, seg, names[seg.StreamID], chain); err != nil {
 			return err
 		}
 		log.Info("recovered unfinished segment", "disk", seg.Disk, "key", seg.Key,
@@ -53,7 +65,14 @@ func Recover(ctx context.Context, idx store.Store, disks map[string]blob.Store, 
 	return nil
 }
 
-func recoverSegment(ctx context.Context, idx store.Store, d blob.Store, seg *store.Segment) error {
+// RecoveryChain is what Recover records in the streams' hash chains
+// (*evidence.Chains).
+type RecoveryChain interface {
+	ChainRecorder
+	SegmentDeleted(ctx context.Context, camera, stream string, seg store.Segment, reason string, at time.Time) error
+}
+
+func recoverSegment(ctx context.Context, idx store.Store, d blob.Store, seg *store.Segment, st store.Stream, chain RecoveryChain) error {
 	r, err := d.Open(ctx, seg.Key)
 	if errors.Is(err, blob.ErrNotExist) {
 		// The row was inserted only after the file's init was synced, so
@@ -61,6 +80,11 @@ func recoverSegment(ctx context.Context, idx store.Store, d blob.Store, seg *sto
 		seg.State = store.SegmentClosed
 		if err := idx.UpdateSegment(ctx, seg); err != nil {
 			return fmt.Errorf("index missing %s: %w", seg.Key, err)
+		}
+		if chain != nil {
+			if err := chain.SegmentDeleted(ctx, st.Camera, st.Name, *seg, "file missing at recovery", time.Now()); err != nil {
+				return err
+			}
 		}
 		if err := idx.MarkGarbage(ctx, seg.ID, "file missing at recovery", time.Now()); err != nil {
 			return fmt.Errorf("index missing %s: %w", seg.Key, err)
@@ -101,5 +125,18 @@ func recoverSegment(ctx context.Context, idx store.Store, d blob.Store, seg *sto
 	if err := idx.UpdateSegment(ctx, seg); err != nil {
 		return fmt.Errorf("index recovered %s: %w", seg.Key, err)
 	}
-	return nil
+	if chain == nil {
+		return nil
+	}
+	// The recorder's hashes died with it: hash what was kept.
+	r, err = d.Open(ctx, seg.Key)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", seg.Key, err)
+	}
+	segHash, initHash, _, err := integrity.HashSegment(io.NewSectionReader(r, 0, seg.Bytes), seg.Bytes)
+	r.Close()
+	if err != nil {
+		return fmt.Errorf("hash recovered %s: %w", seg.Key, err)
+	}
+	return chain.SegmentClosed(ctx, st.Camera, st.Name, *seg, segHash, initHash)
 }

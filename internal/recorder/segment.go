@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -34,6 +35,11 @@ type segmentFile struct {
 	durSinceStart90k int64
 	// index collects the sample tables appended when the file closes.
 	index mp4.SampleIndexWriter
+	// initHash is SHA-256 of the init segment (ftyp + moov, without the
+	// metadata box); fragHashes the SHA-256 of each fragment written
+	// (moof + mdat), for the stream's hash chain (docs/evidence.md).
+	initHash   [32]byte
+	fragHashes [][32]byte
 }
 
 // SegmentMeta is the JSON a segment file carries in its metadata box (see
@@ -64,6 +70,7 @@ func createSegment(ctx context.Context, disk blob.Store, idx store.Store, seg st
 	if err != nil {
 		return nil, fmt.Errorf("segment %s: metadata: %w", seg.Key, err)
 	}
+	initHash := sha256.Sum256(init)
 	init = mp4.AppendMetadata(init, meta)
 	w, err := disk.Create(ctx, seg.Key)
 	if err != nil {
@@ -89,7 +96,7 @@ func createSegment(ctx context.Context, disk blob.Store, idx store.Store, seg st
 	if err := idx.AddSegment(ctx, &seg); err != nil {
 		return fail(fmt.Errorf("index segment %s: %w", seg.Key, err))
 	}
-	return &segmentFile{w: w, idx: idx, seg: seg, lastSync: now}, nil
+	return &segmentFile{w: w, idx: idx, seg: seg, lastSync: now, initHash: initHash}, nil
 }
 
 // appendFragment writes one fragment of samples whose data is concatenated
@@ -115,6 +122,11 @@ func (s *segmentFile) appendFragment(ctx context.Context, samples []mp4.Sample, 
 	for _, sm := range samples {
 		s.durSinceStart90k += int64(sm.Dur90k)
 	}
+	// One hash per fragment (about a second of video), not per packet.
+	h := sha256.New()
+	h.Write(s.buf)
+	h.Write(data)
+	s.fragHashes = append(s.fragHashes, [32]byte(h.Sum(nil)))
 	s.index.AddFragment(offset, len(s.buf), samples)
 	s.unsyncedBytes += int64(len(s.buf) + len(data))
 	s.unsyncedFrames += int64(len(samples))

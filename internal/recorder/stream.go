@@ -9,6 +9,7 @@ import (
 
 	"github.com/custos-nvr/custos/internal/blob"
 	"github.com/custos-nvr/custos/internal/ingest"
+	"github.com/custos-nvr/custos/internal/integrity"
 	"github.com/custos-nvr/custos/internal/media"
 	"github.com/custos-nvr/custos/internal/mp4"
 	"github.com/custos-nvr/custos/internal/store"
@@ -38,6 +39,7 @@ type runWriter struct {
 	ctx        context.Context
 	disk       blob.Store
 	idx        store.Store
+	chain      ChainRecorder // nil: no hash chain
 	streamID   int64
 	camera     string
 	stream     string
@@ -223,6 +225,11 @@ func (r *runWriter) openSegment(f *ingest.Frame, dts int64, arrival time.Time) e
 			return fmt.Errorf("start run: %w", err)
 		}
 		r.run = run
+		if r.chain != nil {
+			if err := r.chain.RunStarted(r.ctx, r.camera, r.stream, r.streamID, run.Start); err != nil {
+				return err
+			}
+		}
 	}
 	track, err := mp4.TrackFor(r.codec, f.Params)
 	if err != nil {
@@ -261,8 +268,12 @@ func (r *runWriter) flushFragment(now time.Time) error {
 // closeSegment ends the current segment at media time endPTS90k.
 func (r *runWriter) closeSegment(endPTS90k int64, arrival time.Time) error {
 	wall := r.clock.advance(endPTS90k, arrival)
-	err := r.seg.close(r.ctx, wall, arrival)
+	sf := r.seg
+	err := sf.close(r.ctx, wall, arrival)
 	r.seg = nil
+	if err == nil && r.chain != nil {
+		err = r.chain.SegmentClosed(r.ctx, r.camera, r.stream, sf.seg, integrity.SegmentHash(sf.fragHashes), sf.initHash)
+	}
 	return err
 }
 

@@ -58,6 +58,16 @@ type StreamConfig struct {
 	// Live, when set, gets every frame after the recorder has taken it,
 	// and a Reset at each new connection (live view: internal/live).
 	Live LiveSink
+	// Chain, when set, records each run start and each closed segment
+	// (with its hashes) in the stream's hash chain (internal/evidence).
+	// Its errors are the recorder's: the run ends as on an index error.
+	Chain ChainRecorder
+}
+
+// ChainRecorder keeps a stream's hash chain (*evidence.Chains).
+type ChainRecorder interface {
+	RunStarted(ctx context.Context, camera, stream string, streamID int64, at time.Time) error
+	SegmentClosed(ctx context.Context, camera, stream string, seg store.Segment, segHash, initHash [32]byte) error
 }
 
 // LiveSink receives the frames of a stream for live viewers. Publish is
@@ -241,7 +251,7 @@ func (s *Supervisor) session(ctx context.Context) error {
 	if video < 0 {
 		return rtsp.ErrNoVideo
 	}
-	rw := &runWriter{ctx: context.WithoutCancel(ctx), disk: s.cfg.Disk, idx: s.cfg.Index, camera: s.cfg.Camera,
+	rw := &runWriter{ctx: context.WithoutCancel(ctx), disk: s.cfg.Disk, idx: s.cfg.Index, chain: s.cfg.Chain, camera: s.cfg.Camera,
 		stream: s.cfg.Stream, codec: desc.Tracks[video].Codec, fsyncEvery: s.cfg.FsyncEvery,
 		phase: stagger(s.cfg.Camera, s.cfg.Stream)}
 	st, err := s.cfg.Index.Stream(ctx, s.cfg.Camera, s.cfg.Stream)

@@ -50,6 +50,13 @@ type Retention struct {
 	Default Policy
 	Now     func() time.Time
 	Logger  *slog.Logger
+	// Chain, when set, records each deletion in its stream's hash chain
+	// before the segment is marked garbage; when that fails the segment
+	// is kept and the pass fails (a hole without a chain entry would be
+	// unexplained).
+	Chain interface {
+		SegmentDeleted(ctx context.Context, camera, stream string, seg store.Segment, reason string, at time.Time) error
+	}
 	// Audit, when set, receives one entry per stream and reason for each
 	// pass that deleted something (the index's deletion log keeps every
 	// segment).
@@ -79,6 +86,7 @@ type Result struct {
 
 	deleted []deleted
 	locked  func(store.Segment) bool
+	streams map[int64]store.Stream
 }
 
 func (res *Result) note(sg store.Segment, reason string) {
@@ -145,8 +153,10 @@ func (r *Retention) Pass(ctx context.Context) (Result, error) {
 		return res, fmt.Errorf("retention: evidence locks: %w", err)
 	}
 	camOf := map[int64]string{}
+	res.streams = map[int64]store.Stream{}
 	for _, st := range streams {
 		camOf[st.ID] = st.Camera
+		res.streams[st.ID] = st
 	}
 	res.locked = func(sg store.Segment) bool {
 		for _, l := range locks {
@@ -279,6 +289,12 @@ func (r *Retention) delete(ctx context.Context, sg store.Segment, reason string,
 	d, ok := r.Disks[sg.Disk]
 	if !ok {
 		return nil // disk unavailable: keep the row, try again later
+	}
+	if r.Chain != nil {
+		st := res.streams[sg.StreamID]
+		if err := r.Chain.SegmentDeleted(ctx, st.Camera, st.Name, sg, reason, now); err != nil {
+			return fmt.Errorf("retention: %w", err)
+		}
 	}
 	if err := r.Index.MarkGarbage(ctx, sg.ID, reason, now); err != nil {
 		if errors.Is(err, store.ErrSegmentWriting) {

@@ -8,14 +8,14 @@ import (
 
 // Carried counts what CarryOver copied.
 type Carried struct {
-	Users, Tokens, AuditEntries, Deletions, Cameras, Locks int64
+	Users, Tokens, AuditEntries, Deletions, Cameras, Locks, ChainEntries int64
 }
 
 // CarryOver copies what segment files cannot rebuild from the index at
 // oldPath (opened read-only) into s, which check --repair has just
 // rebuilt from the files: users, grants and API tokens, the cameras
 // added through the API, the evidence
-// locks, the audit log
+// locks, the streams' hash chains, the audit log
 // (entries unchanged, so its hash chain stays valid) and the deletion log
 // (matched to the rebuilt streams by camera and stream name; streams that
 // no longer have segments are recreated). Sessions are not carried:
@@ -64,6 +64,13 @@ func (s *Store) CarryOver(ctx context.Context, oldPath string) (Carried, error) 
 			SELECT d.segment_id, ns.id, d.disk, d.key, d.start_ns, d.end_ns, d.bytes, d.reason, d.at_ns
 			FROM old.deletions d JOIN old.streams os ON os.id = d.stream_id
 			JOIN main.streams ns ON ns.camera = os.camera AND ns.name = os.name ORDER BY d.id`})
+	if version >= 5 { // the streams' hash chains, entries unchanged
+		steps = append(steps, step{&c.ChainEntries, `INSERT INTO main.chain
+			SELECT ns.id, c.seq, c.kind, c.camera, c.stream, c.at_ns, c.key, c.wall_dur_ns, c.dur90k, c.frames, c.bytes,
+				c.segment_hash, c.init_hash, c.reason, c.prev, c.hash, c.signed_at_ns, c.signature
+			FROM old.chain c JOIN old.streams os ON os.id = c.stream_id
+			JOIN main.streams ns ON ns.camera = os.camera AND ns.name = os.name ORDER BY c.stream_id, c.seq`})
+	}
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return c, fmt.Errorf("begin: %w", err)

@@ -193,11 +193,44 @@ CREATE TABLE locks (
 ) STRICT;
 CREATE INDEX locks_camera ON locks (camera, from_ns);
 `,
+	// Version 5: each stream's hash chain (internal/integrity, docs/
+	// evidence.md): run starts, closed segments and deletions, each entry
+	// hashed over the one before; segment entries carry the head
+	// signature made when the segment closed. Append-only like the audit
+	// log. Rows outlive their segments (deletions are entries too).
+	`
+CREATE TABLE chain (
+	stream_id    INTEGER NOT NULL REFERENCES streams (id),
+	seq          INTEGER NOT NULL,
+	kind         TEXT    NOT NULL,
+	camera       TEXT    NOT NULL,
+	stream       TEXT    NOT NULL,
+	at_ns        INTEGER NOT NULL,
+	key          TEXT    NOT NULL,
+	wall_dur_ns  INTEGER NOT NULL,
+	dur90k       INTEGER NOT NULL,
+	frames       INTEGER NOT NULL,
+	bytes        INTEGER NOT NULL,
+	segment_hash BLOB    NOT NULL,
+	init_hash    BLOB    NOT NULL,
+	reason       TEXT    NOT NULL,
+	prev         BLOB    NOT NULL,
+	hash         BLOB    NOT NULL,
+	signed_at_ns INTEGER NOT NULL DEFAULT 0,
+	signature    BLOB,
+	PRIMARY KEY (stream_id, seq)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX chain_segment_key ON chain (key) WHERE kind = 'segment';
+CREATE TRIGGER chain_no_update BEFORE UPDATE ON chain
+BEGIN SELECT RAISE(ABORT, 'the hash chain is append-only'); END;
+CREATE TRIGGER chain_no_delete BEFORE DELETE ON chain
+BEGIN SELECT RAISE(ABORT, 'the hash chain is append-only'); END;
+`,
 }
 
 // SchemaVersion is the schema version this code writes and understands;
 // it equals len(migrations) (checked by a test).
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // ErrSchemaTooNew is returned (wrapped) by Open for a database written by
 // a newer Custos.
