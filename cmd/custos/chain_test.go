@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/custos-nvr/custos/internal/sim"
 	"github.com/custos-nvr/custos/internal/store"
 	"github.com/custos-nvr/custos/internal/store/sqlite"
+	"github.com/custos-nvr/custos/internal/testpeer"
 )
 
 // TestHashChainsAndCheck records a camera, stops, and checks the stream's
@@ -45,7 +47,8 @@ func TestHashChainsAndCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	e := &env{stdout: &out, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
+	e := &env{stdout: &out, stderr: io.Discard, log: slog.New(slog.DiscardHandler),
+		env: map[string]string{"CUSTOS_ADMIN_PASSWORD": "admin-password"}}
 	// Two short runs: a restart closes the open segment and starts a run.
 	for i := 0; i < 2; i++ {
 		srv, err := startServer(context.Background(), e, cfg)
@@ -134,5 +137,77 @@ func TestHashChainsAndCheck(t *testing.T) {
 				t.Errorf("check --no-hash: exit %d\n%s", code, out)
 			}
 		})
+	}
+
+	// An evidence export of the second run verifies offline with the
+	// recorder's key; a changed byte, a dropped or swapped fragment, or
+	// another key fail and name the place.
+	from, to := segs[1].Start.Format(time.RFC3339Nano), segs[1].End().Format(time.RFC3339Nano)
+	ev := filepath.Join(dir, "evidence.mp4")
+	if code, out, errOut := runCLI(t, "export", "--config", cfgPath, "--camera", "door", "--from", from, "--to", to, "-o", ev, "--evidence"); code != 0 {
+		t.Fatalf("export --evidence: %d %s%s", code, out, errOut)
+	}
+	key := strings.Fields(keyOut)[0]
+	code, vout, errOut := runCLI(t, "verify", ev, "--key", key)
+	if code != 0 || !strings.Contains(vout, "OK") || !strings.Contains(vout, "door (stream main)") || !strings.Contains(vout, integrity.KeyFingerprint(pub)) {
+		t.Fatalf("verify: %d\n%s%s", code, vout, errOut)
+	}
+	t.Logf("custos verify:\n%s", vout)
+	if n, errText := testpeer.Decode(t, ev); errText != "" || int64(n) != segs[1].Frames {
+		t.Errorf("ffmpeg decoded %d of %d frames of the evidence export: %s", n, segs[1].Frames, errText)
+	}
+	good, _ := os.ReadFile(ev)
+	spans, _, err := integrity.FindFragments(good)
+	if err != nil || len(spans) < 3 {
+		t.Fatalf("fragments of the export: %d, %v", len(spans), err)
+	}
+	_, otherKey, _ := ed25519.GenerateKey(nil)
+	cut := func(b []byte, sp [2]int64) []byte { return append(bytes.Clone(b[:sp[0]]), b[sp[1]:]...) }
+	swap := func(b []byte, a, c [2]int64) []byte {
+		out := bytes.Clone(b[:a[0]])
+		out = append(out, b[c[0]:c[1]]...)
+		out = append(out, b[a[1]:c[0]]...)
+		out = append(out, b[a[0]:a[1]]...)
+		return append(out, b[c[1]:]...)
+	}
+	flip := func(at int64) []byte { b := bytes.Clone(good); b[at] ^= 0x80; return b }
+	for _, tc := range []struct {
+		name string
+		file []byte
+		key  string
+		want string
+	}{
+		{"byte in the video", flip(spans[2][1] - 10), key, "fragment 3 of the file"},
+		{"byte in a moof", flip(spans[1][0] + 20), key, "fragment 2 of the file"},
+		{"byte in the header", flip(int64(bytes.Index(good, []byte("avcC")) + 12)), key, "header (ftyp/moov)"},
+		{"fragment dropped", cut(good, spans[1]), key, "fragment"},
+		{"fragments swapped", swap(good, spans[1], spans[2]), key, "fragment 2 of the file"},
+		{"another key", good, integrity.PublicKeyString(otherKey.Public().(ed25519.PublicKey)), "--key"},
+	} {
+		t.Run("verify/"+tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "x.mp4")
+			os.WriteFile(p, tc.file, 0o644)
+			code, out, _ := runCLI(t, "verify", p, "--key", tc.key)
+			if code != 1 || !strings.Contains(out, "FAILED") || !strings.Contains(out, tc.want) {
+				t.Errorf("verify: exit %d, want 1 naming %q:\n%s", code, tc.want, out)
+			}
+		})
+	}
+
+	// The server's evidence export is the same file.
+	srv, err := startServer(context.Background(), e, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.stop()
+	remote := filepath.Join(dir, "remote-evidence.mp4")
+	if code, out, errOut := runCLI(t, "export", "--url", srv.baseURL(), "--camera", "door", "--from", from, "--to", to, "-o", remote, "--evidence"); code != 1 || !strings.Contains(errOut, "401") {
+		t.Errorf("export --url without credentials: %d %s%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "export", "--url", "http://admin:admin-password@"+srv.addr, "--camera", "door", "--from", from, "--to", to, "-o", remote, "--evidence"); code != 0 {
+		t.Fatalf("export --url --evidence: %d %s%s", code, out, errOut)
+	}
+	if b, _ := os.ReadFile(remote); !bytes.Equal(b, good) {
+		t.Errorf("the server's evidence export (%d bytes) differs from the local one (%d bytes)", len(b), len(good))
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -18,6 +19,7 @@ import (
 	"github.com/custos-nvr/custos/internal/blob"
 	"github.com/custos-nvr/custos/internal/blob/local"
 	"github.com/custos-nvr/custos/internal/config"
+	"github.com/custos-nvr/custos/internal/integrity"
 	"github.com/custos-nvr/custos/internal/playback"
 	"github.com/custos-nvr/custos/internal/store/sqlite"
 )
@@ -34,7 +36,8 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	toS := fs.String("to", "", "end, RFC 3339")
 	out := fs.String("o", "", "output file (- for standard output)")
 	force := fs.Bool("force", false, "overwrite the output file if it exists")
-	usage := "export (--config FILE | --url URL) --camera NAME --from TIME --to TIME -o FILE [--stream main|sub] [--force]"
+	evid := fs.Bool("evidence", false, "an evidence export: the recorded fragments unchanged with a signed manifest, for custos verify (starts at a key frame, ends at a gap)")
+	usage := "export (--config FILE | --url URL) --camera NAME --from TIME --to TIME -o FILE [--stream main|sub] [--evidence] [--force]"
 	if err := parseNoArgs(e, fs, args, usage); err != nil {
 		return err
 	}
@@ -72,7 +75,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	var closer func()
 	var covered string
 	if *cfgPath != "" {
-		f, cl, err := exportLocal(ctx, e, *cfgPath, *camera, *stream, from, to)
+		f, cl, err := exportLocal(ctx, e, *cfgPath, *camera, *stream, from, to, *evid)
 		if err != nil {
 			return err
 		}
@@ -80,7 +83,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 		body, size, closer = rd, f.Size(), func() { rd.Close(); cl() }
 		covered = fmt.Sprintf("%s to %s", f.From.UTC().Format(time.RFC3339Nano), f.To.UTC().Format(time.RFC3339Nano))
 	} else {
-		resp, err := exportRemote(ctx, *srvURL, e.getenv("CUSTOS_TOKEN"), *camera, *stream, from, to)
+		resp, err := exportRemote(ctx, *srvURL, e.getenv("CUSTOS_TOKEN"), *camera, *stream, from, to, *evid)
 		if err != nil {
 			return err
 		}
@@ -101,26 +104,43 @@ func runExport(ctx context.Context, e *env, args []string) error {
 
 // exportLocal plans the export from the data directory: the index and the
 // storage directories named by the configuration, opened read-only.
-func exportLocal(ctx context.Context, e *env, cfgPath, camera, stream string, from, to time.Time) (*playback.File, func(), error) {
+func exportLocal(ctx context.Context, e *env, cfgPath, camera, stream string, from, to time.Time, evid bool) (*playback.File, func(), error) {
 	cfg, err := config.Load(cfgPath, os.Environ())
 	if err != nil {
 		return nil, nil, err
-	}
-	var names []string
-	found := false
-	for _, c := range cfg.Cameras {
-		names = append(names, c.Name)
-		found = found || c.Name == camera
-	}
-	if !found {
-		return nil, nil, fmt.Errorf("export: no camera named %q in %s (cameras: %s)", camera, cfgPath, strings.Join(names, ", "))
 	}
 	idx, disks, err := openReadOnly(e, cfg, "export")
 	if err != nil {
 		return nil, nil, err
 	}
+	// Any camera with recordings: configured, added in the UI or removed.
+	streams, err := idx.Streams(ctx)
+	if err != nil {
+		idx.Close()
+		return nil, nil, err
+	}
+	var names []string
+	found := false
+	for _, st := range streams {
+		if st.Name == "main" {
+			names = append(names, st.Camera)
+		}
+		found = found || st.Camera == camera
+	}
+	if !found {
+		idx.Close()
+		return nil, nil, fmt.Errorf("export: no recordings of a camera named %q (cameras with recordings: %s)", camera, strings.Join(names, ", "))
+	}
 	src := &playback.Source{Index: idx, Disks: disks, Logger: e.log}
-	f, err := src.Export(ctx, camera, stream, from, to)
+	var f *playback.File
+	if evid {
+		var pub ed25519.PublicKey
+		if pub, err = nodePublicKey(cfg); err == nil {
+			f, err = src.Evidence(ctx, camera, stream, from, to, idx, pub)
+		}
+	} else {
+		f, err = src.Export(ctx, camera, stream, from, to)
+	}
 	if err != nil {
 		idx.Close()
 		var pe *playback.Error
@@ -130,6 +150,20 @@ func exportLocal(ctx context.Context, e *env, cfgPath, camera, stream string, fr
 		return nil, nil, fmt.Errorf("export: %w", err)
 	}
 	return f, func() { idx.Close() }, nil
+}
+
+// nodePublicKey reads the recorder's public key from data_dir/keys.
+func nodePublicKey(cfg *config.Config) (ed25519.PublicKey, error) {
+	path := filepath.Join(cfg.DataDir, "keys", "node.key")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("node key: %w (custos serve creates it)", err)
+	}
+	key, err := integrity.ParsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return key.Public().(ed25519.PublicKey), nil
 }
 
 // openReadOnly opens the index and every storage directory that already
@@ -165,14 +199,18 @@ func openReadOnly(e *env, cfg *config.Config, cmd string) (*sqlite.Store, map[st
 // (http://user:password@host, sent as HTTP Basic) or token (a bearer
 // token, from CUSTOS_TOKEN); the export is audited by the server as a
 // download by that user.
-func exportRemote(ctx context.Context, base, token, camera, stream string, from, to time.Time) (*http.Response, error) {
+func exportRemote(ctx context.Context, base, token, camera, stream string, from, to time.Time, evid bool) (*http.Response, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%w: %s", errUsage, fmt.Sprintf("--url %q is not an http(s) URL like http://127.0.0.1:8080", base))
 	}
 	u = u.JoinPath("api", "cameras", camera, "export.mp4")
-	u.RawQuery = url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)},
-		"stream": {stream}, "download": {"1"}}.Encode()
+	q := url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)},
+		"stream": {stream}, "download": {"1"}}
+	if evid {
+		q.Set("evidence", "1")
+	}
+	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)

@@ -102,8 +102,8 @@ cameras:
 		{"both sources", []string{"--config", cfgPath, "--url", "http://x", "--camera", "door", "--from", from, "--to", to, "-o", "x"}, 2, "exactly one of"},
 		{"bad time", []string{"--config", cfgPath, "--camera", "door", "--from", "noon", "--to", to, "-o", "x"}, 2, `--from "noon" is not an RFC 3339 time`},
 		{"reversed", []string{"--config", cfgPath, "--camera", "door", "--from", to, "--to", from, "-o", "x"}, 2, "--to must be after --from"},
-		{"unknown camera", []string{"--config", cfgPath, "--camera", "gate", "--from", from, "--to", to, "-o", filepath.Join(dir, "x")}, 1, `no camera named "gate"`},
-		{"no video", []string{"--config", cfgPath, "--camera", "yard", "--from", from, "--to", to, "-o", filepath.Join(dir, "x")}, 1, "no recorded video of yard/main"},
+		{"unknown camera", []string{"--config", cfgPath, "--camera", "gate", "--from", from, "--to", to, "-o", filepath.Join(dir, "x")}, 1, `no recordings of a camera named "gate" (cameras with recordings: door)`},
+		{"no video", []string{"--config", cfgPath, "--camera", "yard", "--from", from, "--to", to, "-o", filepath.Join(dir, "x")}, 1, `no recordings of a camera named "yard"`},
 		{"no video from server", []string{"--url", srv.authURL(), "--camera", "yard", "--from", from, "--to", to, "-o", filepath.Join(dir, "x")}, 1, "404 Not Found: no recorded video of yard/main"},
 		{"bad url", []string{"--url", "ftp://x", "--camera", "door", "--from", from, "--to", to, "-o", "x"}, 2, "not an http(s) URL"},
 	} {

@@ -54,6 +54,7 @@ func commands() []command {
 		{"user", "manage users, roles, camera grants and API tokens", runUser},
 		{"audit", "verify or list the audit log", runAudit},
 		{"key", "show the node's public signing key (hash chains, evidence)", runKey},
+		{"verify", "check an evidence export offline: its video, hash chain and signature", runVerify},
 		{"bench", "measure performance (bench sim: the simulator's serving cost per stream)", runBench},
 	}
 }

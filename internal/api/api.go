@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,6 +65,10 @@ type Server struct {
 	// credentials (the form's own assets).
 	LoginPage []byte
 	PublicUI  []string
+	// Chains and RecorderKey make evidence exports
+	// (export.mp4?evidence=1); nil answers them with 501.
+	Chains      playback.ChainReader
+	RecorderKey ed25519.PublicKey
 	// MetricsPublic opens GET /metrics to anyone (config
 	// metrics.public); otherwise operators and admins only.
 	MetricsPublic bool

@@ -139,6 +139,9 @@ func (s *Server) serveRange(w http.ResponseWriter, r *http.Request, attachment b
 	if attachment {
 		action, window = audit.Export, time.Minute
 		detail["bytes"] = strconv.FormatInt(f.Size(), 10)
+		if r.URL.Query().Get("evidence") != "" {
+			detail["evidence"] = "1"
+		}
 	}
 	if !s.auditView(w, r, window, stream+detail["from"]+detail["to"], action, cam, detail) {
 		return
@@ -160,13 +163,23 @@ func (s *Server) auditView(w http.ResponseWriter, r *http.Request, window time.D
 }
 
 func (s *Server) export(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("evidence") != "" {
+		if s.Chains == nil || s.RecorderKey == nil {
+			s.writeError(w, r, &Error{Status: http.StatusNotImplemented, Message: "this server keeps no hash chains"})
+			return
+		}
+		s.serveRange(w, r, true, func(ctx context.Context, cam, stream string, from, to time.Time) (*playback.File, error) {
+			return s.Playback.Evidence(ctx, cam, stream, from, to, s.Chains, s.RecorderKey)
+		})
+		return
+	}
 	s.serveRange(w, r, r.URL.Query().Get("download") != "", s.Playback.Export)
 }
 
-// exportPerm: downloading a clip needs the export permission; playing
-// export.mp4 in a player (no download=) is playback.
+// exportPerm: downloading a clip (or an evidence export) needs the export
+// permission; playing export.mp4 in a player (no download=) is playback.
 func exportPerm(r *http.Request) auth.Perm {
-	if r.URL.Query().Get("download") != "" {
+	if q := r.URL.Query(); q.Get("download") != "" || q.Get("evidence") != "" {
 		return auth.PermExport
 	}
 	return auth.PermRecordings

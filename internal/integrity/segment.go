@@ -6,30 +6,43 @@ import (
 	"io"
 )
 
-// InitHash is SHA-256 of a file's init segment: its top-level ftyp and
-// moov boxes before the first fragment, concatenated in file order (other
-// boxes, such as a recorder's metadata, are left out).
-func InitHash(r io.ReaderAt, size int64) ([32]byte, error) {
-	h := sha256.New()
+// InitSpans returns the byte ranges of a file's init segment: its
+// top-level ftyp and moov boxes before the first fragment, in file order
+// (other boxes, such as a recorder's metadata, are left out).
+func InitSpans(r io.ReaderAt, size int64) ([][2]int64, error) {
+	var spans [][2]int64
 	found := false
 	for off := int64(0); off < size; {
 		bh, err := readBoxHeader(r, off, size)
 		if err != nil {
-			return [32]byte{}, err
+			return nil, err
 		}
 		if bh.typ == "moof" {
 			break
 		}
 		if bh.typ == "ftyp" || bh.typ == "moov" {
-			if _, err := io.Copy(h, io.NewSectionReader(r, off, bh.size)); err != nil {
-				return [32]byte{}, fmt.Errorf("read %s box at offset %d: %w", bh.typ, off, err)
-			}
+			spans = append(spans, [2]int64{off, off + bh.size})
 			found = found || bh.typ == "moov"
 		}
 		off += bh.size
 	}
 	if !found {
-		return [32]byte{}, fmt.Errorf("no moov box before the first fragment")
+		return nil, fmt.Errorf("no moov box before the first fragment")
+	}
+	return spans, nil
+}
+
+// InitHash is SHA-256 of a file's init segment (InitSpans, concatenated).
+func InitHash(r io.ReaderAt, size int64) ([32]byte, error) {
+	spans, err := InitSpans(r, size)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	h := sha256.New()
+	for _, sp := range spans {
+		if _, err := io.Copy(h, io.NewSectionReader(r, sp[0], sp[1]-sp[0])); err != nil {
+			return [32]byte{}, fmt.Errorf("read init box at offset %d: %w", sp[0], err)
+		}
 	}
 	return [32]byte(h.Sum(nil)), nil
 }

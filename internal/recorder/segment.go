@@ -31,8 +31,12 @@ type segmentFile struct {
 	fragSeq        uint32
 	buf            []byte
 	// durSinceStart90k is the media time written so far (sum of sample
-	// durations), the base decode time of the next fragment.
+	// durations); the next fragment's base decode time (tfdt) is
+	// runOffset90k plus it, so decode times run on across the segments
+	// of a run and their fragments can be concatenated unchanged (an
+	// evidence export).
 	durSinceStart90k int64
+	runOffset90k     int64
 	// index collects the sample tables appended when the file closes.
 	index mp4.SampleIndexWriter
 	// initHash is SHA-256 of the init segment (ftyp + moov, without the
@@ -58,7 +62,7 @@ type SegmentMeta struct {
 // row (state writing). The row is inserted after the init bytes are
 // written and synced, so it never names a file that does not exist.
 func createSegment(ctx context.Context, disk blob.Store, idx store.Store, seg store.Segment, track mp4.Track,
-	camera, stream string, runStart, now time.Time) (*segmentFile, error) {
+	camera, stream string, runStart time.Time, runOffset90k int64, now time.Time) (*segmentFile, error) {
 	init, err := mp4.Init(track)
 	if err != nil {
 		return nil, fmt.Errorf("segment %s: init: %w", seg.Key, err)
@@ -96,7 +100,7 @@ func createSegment(ctx context.Context, disk blob.Store, idx store.Store, seg st
 	if err := idx.AddSegment(ctx, &seg); err != nil {
 		return fail(fmt.Errorf("index segment %s: %w", seg.Key, err))
 	}
-	return &segmentFile{w: w, idx: idx, seg: seg, lastSync: now, initHash: initHash}, nil
+	return &segmentFile{w: w, idx: idx, seg: seg, lastSync: now, initHash: initHash, runOffset90k: runOffset90k}, nil
 }
 
 // appendFragment writes one fragment of samples whose data is concatenated
@@ -108,7 +112,7 @@ func (s *segmentFile) appendFragment(ctx context.Context, samples []mp4.Sample, 
 	s.fragSeq++
 	offset := s.seg.Bytes + s.unsyncedBytes
 	// Header and data in two writes: the sample data is never copied.
-	s.buf = mp4.AppendFragmentHeader(s.buf[:0], s.fragSeq, uint64(s.durSinceStart90k), samples, len(data))
+	s.buf = mp4.AppendFragmentHeader(s.buf[:0], s.fragSeq, uint64(s.runOffset90k+s.durSinceStart90k), samples, len(data))
 	_, err := s.w.Write(s.buf)
 	if err == nil {
 		_, err = s.w.Write(data)

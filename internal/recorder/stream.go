@@ -246,7 +246,7 @@ func (r *runWriter) openSegment(f *ingest.Frame, dts int64, arrival time.Time) e
 		Start:       start,
 		StartPTS90k: dts,
 	}
-	sf, err := createSegment(r.ctx, r.disk, r.idx, seg, r.track, r.camera, r.stream, r.run.Start, arrival)
+	sf, err := createSegment(r.ctx, r.disk, r.idx, seg, r.track, r.camera, r.stream, r.run.Start, dts-r.clock.anchorPTS90k, arrival)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ package playbacktest
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"os"
@@ -20,6 +21,8 @@ import (
 	"github.com/custos-nvr/custos/internal/blob"
 	"github.com/custos-nvr/custos/internal/blob/local"
 	"github.com/custos-nvr/custos/internal/codec/h264"
+	"github.com/custos-nvr/custos/internal/evidence"
+	"github.com/custos-nvr/custos/internal/integrity"
 	"github.com/custos-nvr/custos/internal/media"
 	"github.com/custos-nvr/custos/internal/mp4"
 	"github.com/custos-nvr/custos/internal/store"
@@ -114,6 +117,10 @@ type Recording struct {
 	Disks  map[string]blob.Store
 	Dir    string
 	Camera string
+	// Key signs the stream's hash chain, which AddRun keeps as the
+	// recorder does (run starts, closed segments).
+	Key    ed25519.PrivateKey
+	Chains *evidence.Chains
 	disk   blob.Store
 	stream store.Stream
 	frames []Frame
@@ -142,7 +149,12 @@ func NewRecording(t testing.TB, camera string) *Recording {
 		t.Fatal(err)
 	}
 	frames, ps := Frames(t)
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &Recording{Index: idx, Disks: map[string]blob.Store{"d1": disk}, Dir: dir, Camera: camera,
+		Key: key, Chains: &evidence.Chains{Store: idx, Key: key},
 		disk: disk, stream: st, frames: frames, ps: ps}
 }
 
@@ -155,6 +167,9 @@ func (rc *Recording) AddRun(t testing.TB, start time.Time, n, segFrames int) {
 	ctx := context.Background()
 	run, err := rc.Index.StartRun(ctx, rc.stream.ID, start)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Chains.RunStarted(ctx, rc.Camera, "main", rc.stream.ID, start); err != nil {
 		t.Fatal(err)
 	}
 	track := mp4.Track{Codec: media.CodecH264, Params: rc.ps}
@@ -175,7 +190,7 @@ func (rc *Recording) AddRun(t testing.TB, start time.Time, n, segFrames int) {
 		var index mp4.SampleIndexWriter
 		var samples []mp4.Sample
 		var data []byte
-		var base uint64
+		base := uint64(k) * Frame90k // decode times run on across a run's segments
 		seq := uint32(0)
 		flush := func() {
 			if len(samples) == 0 {
@@ -218,6 +233,13 @@ func (rc *Recording) AddRun(t testing.TB, start time.Time, n, segFrames int) {
 		seg.Bytes, seg.Frames, seg.Dur90k = int64(len(file)), int64(count), int64(count)*Frame90k
 		seg.WallDur, seg.State = time.Duration(count)*FrameDur, store.SegmentClosed
 		if err := rc.Index.UpdateSegment(ctx, &seg); err != nil {
+			t.Fatal(err)
+		}
+		segHash, initHash, _, err := integrity.HashSegment(bytes.NewReader(file), int64(len(file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rc.Chains.SegmentClosed(ctx, rc.Camera, "main", seg, segHash, initHash); err != nil {
 			t.Fatal(err)
 		}
 	}
