@@ -19,6 +19,7 @@ func TestChromiumPlaysPlayback(t *testing.T) {
 		{"export.mp4 from mid-GOP", "mp4", rangeURL(srv.URL, "/api/cameras/door/export.mp4", 37, 260)},
 		{"export.mp4 across a gap", "mp4", rangeURL(srv.URL, "/api/cameras/door/export.mp4", 250, 560)},
 		{"playback.m3u8 across a gap", "hls", rangeURL(srv.URL, "/api/cameras/door/playback.m3u8", 230, 560)},
+		{"evidence export (recorded fragments unchanged)", "mp4", rangeURL(srv.URL, "/api/cameras/door/export.mp4", 37, 260, "download", "1", "evidence", "1")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			first, last, err := testpeer.PlayVideo(t, ctx, tc.url, tc.kind, 2*time.Second, 60*time.Second)
