@@ -329,6 +329,34 @@ func TestUIGridLive(t *testing.T) {
 			}
 		})
 	}
+	// Every viewing is on record: a start per camera and transport, and
+	// a stop with its duration once the page is gone.
+	if _, err := chromedp.Run(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	began := time.Now()
+	for {
+		var starts, stops []api.AuditJSON
+		getJSON(t, base+"/api/audit?action=live_start", &starts)
+		getJSON(t, base+"/api/audit?action=live_stop", &stops)
+		seen := map[string]bool{}
+		for _, e := range starts {
+			seen[e.Camera+"/"+e.Detail["stream"]+"/"+e.Detail["transport"]+"/"+e.Actor] = true
+		}
+		ok := len(stops) >= 4 && stops[0].Detail["seconds"] != ""
+		for _, k := range []string{"door/sub/webrtc/admin", "yard/main/webrtc/admin", "door/sub/mse/admin", "yard/main/mse/admin"} {
+			ok = ok && seen[k]
+		}
+		if ok {
+			t.Logf("stops recorded %v after leaving the page", time.Since(began))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("live views not audited: starts %+v, stops %+v", starts, stops)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 }
 
 // TestUIH265AndPhone: a camera whose only stream is H.265 gets a clear

@@ -383,6 +383,9 @@ function route() {
   main.focus({ preventScroll: true });
 }
 window.addEventListener("hashchange", route);
+// Leaving the page ends its live views at once (the server records each
+// view's end; a page kept in the back-forward cache would hold them open).
+window.addEventListener("pagehide", leave);
 setInterval(() => { document.getElementById("clock").textContent = new Date().toLocaleTimeString(); }, 1000);
 (async () => {
   try {
