@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custos-nvr/custos/internal/audit"
 	"github.com/custos-nvr/custos/internal/blob/local"
 	"github.com/custos-nvr/custos/internal/store"
 	"github.com/custos-nvr/custos/internal/store/sqlite"
@@ -200,5 +201,52 @@ func TestEvidenceLocks(t *testing.T) {
 	all, _ := f.idx.Locks(ctx, "", f.t0, f.t0.Add(time.Hour), true)
 	if len(all) != 3 || all[1].ID != locks[0].ID || all[1].ReleasedBy != "admin" || all[1].ReleaseReason != "case closed" || all[1].Active() || !all[2].Active() {
 		t.Errorf("locks on record: %+v", all)
+	}
+}
+
+type fakeAudit struct{ entries []audit.Entry }
+
+func (f *fakeAudit) Append(_ context.Context, e audit.Entry) (audit.Entry, error) {
+	f.entries = append(f.entries, e)
+	return e, nil
+}
+
+type fakeChain struct {
+	keys []string
+	fail bool
+}
+
+func (f *fakeChain) SegmentDeleted(_ context.Context, camera, stream string, seg store.Segment, reason string, _ time.Time) error {
+	if f.fail {
+		return errors.New("index down")
+	}
+	f.keys = append(f.keys, camera+"/"+stream+" "+seg.Key+" "+reason)
+	return nil
+}
+
+// TestDeletionsOnRecord: each deleted segment goes into its stream's
+// hash chain before it is deleted, and each pass leaves one audit entry
+// per stream and reason; when the chain cannot be written nothing is
+// deleted.
+func TestDeletionsOnRecord(t *testing.T) {
+	f := newFixture(t, 10)
+	ch := &fakeChain{fail: true}
+	au := &fakeAudit{}
+	r := &Retention{Index: f.idx, Disks: map[string]Disk{"d1": {Store: f.disk}}, Chain: ch, Audit: au,
+		Policies: []Policy{{Camera: "cam", MaxBytes: 4500}}, Now: func() time.Time { return f.t0.Add(time.Hour) }}
+	if _, err := r.Pass(context.Background()); err == nil || len(f.keys(t)) != 11 {
+		t.Fatalf("pass with the chain down: %v, %d files left", err, len(f.keys(t)))
+	}
+	ch.fail = false
+	res, err := r.Pass(context.Background())
+	if err != nil || res.Segments != 6 {
+		t.Fatalf("pass: %+v %v", res, err)
+	}
+	if len(ch.keys) != 6 || !strings.HasPrefix(ch.keys[0], "cam/main cam/main/000.mp4 retention: camera over max_bytes") {
+		t.Errorf("chain deletions: %q", ch.keys)
+	}
+	if len(au.entries) != 1 || au.entries[0].Action != audit.RetentionDelete || au.entries[0].Camera != "cam" ||
+		au.entries[0].Detail["segments"] != "6" || au.entries[0].Detail["bytes"] != "6000" {
+		t.Errorf("audit entries: %+v", au.entries)
 	}
 }
