@@ -408,7 +408,60 @@ func TestUIH265AndPhone(t *testing.T) {
 	if len(unnamed) != 1 {
 		t.Errorf("camera page problems: %v", unnamed[1:])
 	}
+	// Contrast (WCAG 2 AA): every visible piece of text on each page
+	// against the background it is drawn on, at least 4.5:1 (3:1 for
+	// large text); text over video is on its own dark band.
+	for _, page := range []string{"#/", "#/camera/door", "#/settings", "#/users", "#/audit", "#/account"} {
+		low, err := testpeer.EvalPage[[]string](t, ctx, base+"/?contrast="+page[2:]+page, contrastJS, 30*time.Second)
+		if err != nil {
+			t.Fatalf("contrast of %s: %v", page, err)
+		}
+		if len(low) > 1 {
+			t.Errorf("%s: text below the WCAG AA contrast: %v", page, low[1:])
+		}
+	}
 }
+
+// contrastJS returns null until the page has loaded, then ["ok", and one
+// line per text element whose contrast with its background is too low].
+const contrastJS = `(() => {
+	if (document.querySelector('main .loading') || !document.querySelector('#user-menu span')) return null;
+	const rgb = (c) => { const m = c.match(/[\d.]+/g); return m ? m.map(Number) : [0, 0, 0, 0]; };
+	const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+		return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+	const bgOf = (el) => {
+		// Blend the backgrounds from the element up to the page.
+		const layers = [];
+		for (let e = el; e; e = e.parentElement) {
+			const c = rgb(getComputedStyle(e).backgroundColor);
+			if (c.length === 4 && c[3] === 0) continue;
+			layers.push(c);
+			if (c.length === 3 || c[3] === 1) break;
+		}
+		let out = [255, 255, 255];
+		for (const c of layers.reverse()) {
+			const a = c.length === 4 ? c[3] : 1;
+			out = out.map((v, i) => v * (1 - a) + c[i] * a);
+		}
+		return out;
+	};
+	const low = ['ok'];
+	for (const el of document.querySelectorAll('body *')) {
+		if (!el.checkVisibility || !el.checkVisibility()) continue;
+		const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+		if (!own || el.closest('video, .sr-only')) continue;
+		const st = getComputedStyle(el);
+		const fg = rgb(st.color), bg = bgOf(el);
+		const a = fg.length === 4 ? fg[3] : 1;
+		const fgb = fg.slice(0, 3).map((v, i) => v * a + bg[i] * (1 - a));
+		const [l1, l2] = [lum(fgb), lum(bg)].sort((x, y) => y - x);
+		const ratio = (l1 + 0.05) / (l2 + 0.05);
+		const size = parseFloat(st.fontSize), bold = Number(st.fontWeight) >= 700;
+		const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+		if (ratio < need) low.push(el.tagName + ' "' + el.textContent.trim().slice(0, 30) + '" ' + ratio.toFixed(2) + ':1');
+	}
+	return low;
+})()`
 
 // TestUIEvidenceLock locks the selected range on the camera page with a
 // reason: the timeline shows it and the API has it; an admin releases it
