@@ -62,7 +62,21 @@ type RecordResult struct {
 	CPURatio float64 `json:"cpu_ratio_vs_ffmpeg,omitempty"`
 }
 
-var apiAddrRE = regexp.MustCompile(`API at http://([^/]+)/`)
+var apiAddrRE = regexp.MustCompile(`web UI at http://([^/]+)/`)
+
+// benchAdminPassword is the first admin's password of the servers the
+// benchmarks start (their requests authenticate like anyone's).
+const benchAdminPassword = "bench-admin-password"
+
+// benchGet is an authenticated GET to a benchmark's server.
+func benchGet(addr, path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth("admin", benchAdminPassword)
+	return http.DefaultClient.Do(req)
+}
 
 // Record measures "custos serve" recording Cameras simulated cameras (the
 // simulator runs as a separate process and is not counted), and
@@ -112,6 +126,7 @@ func Record(ctx context.Context, o RecordOptions) (*RecordResult, error) {
 		return nil, err
 	}
 	serve := exec.CommandContext(cctx, o.Exe, "serve", "--config", cfgPath)
+	serve.Env = append(os.Environ(), "CUSTOS_ADMIN_PASSWORD="+benchAdminPassword)
 	serveOut, err := serve.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -240,7 +255,7 @@ func measure(ctx context.Context, pids []int, d time.Duration, streams int) (*Co
 
 // apiFrames sums the recorded frames and reconnects over all cameras.
 func apiFrames(addr string) (frames, reconnects int64, err error) {
-	resp, err := http.Get("http://" + addr + "/api/cameras")
+	resp, err := benchGet(addr, "/api/cameras")
 	if err != nil {
 		return 0, 0, fmt.Errorf("query custos serve: %w", err)
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -51,7 +52,8 @@ func startViewers(ctx context.Context, addr string, cameras, n int) (*viewers, e
 	v := &viewers{n: n}
 	for i := range n {
 		u := fmt.Sprintf("ws://%s/api/cameras/cam%d/live.ws?stream=main", addr, i%cameras+1)
-		c, _, err := websocket.Dial(ctx, u, nil)
+		c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: http.Header{
+			"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("admin:"+benchAdminPassword))}}})
 		if err != nil {
 			return nil, fmt.Errorf("viewer %d: %w", i, err)
 		}
@@ -86,7 +88,7 @@ func (v *viewers) result(addr string, seconds float64) (*LiveResult, error) {
 		FramesExpected: 25 * seconds * float64(v.n),
 		MiBPerSecond:   float64(v.bytes.Load()-v.b0) / (1 << 20) / seconds,
 		Disconnects:    v.disconnects.Load()}
-	resp, err := http.Get("http://" + addr + "/api/live")
+	resp, err := benchGet(addr, "/api/live")
 	if err != nil {
 		return nil, err
 	}
