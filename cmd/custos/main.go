@@ -45,17 +45,17 @@ func (e *env) getenv(k string) string {
 
 func commands() []command {
 	return []command{
-		{"demo", "simulated cameras probed and served on 127.0.0.1 (grows into the full demo)", runDemo},
+		{"demo", "simulated cameras recorded, with the web UI on 127.0.0.1 (prints the login)", runDemo},
 		{"sim", "serve simulated RTSP cameras", runSim},
 		{"probe", "describe a camera's streams as JSON (optionally receive media for N seconds)", runProbe},
 		{"serve", "record the configured cameras and serve the API", runServe},
 		{"export", "write a camera's time range as an MP4 (from the data directory or a server)", runExport},
-		{"check", "verify recordings against the index (rows, files, sizes, runs)", runCheck},
+		{"check", "verify recordings against the index and their hash chains; --repair rebuilds the index", runCheck},
 		{"user", "manage users, roles, camera grants and API tokens", runUser},
 		{"audit", "verify or list the audit log", runAudit},
 		{"key", "show the node's public signing key (hash chains, evidence)", runKey},
 		{"verify", "check an evidence export offline: its video, hash chain and signature", runVerify},
-		{"bench", "measure performance (bench sim: the simulator's serving cost per stream)", runBench},
+		{"bench", "measure performance: bench sim, bench record, bench playback", runBench},
 	}
 }
 
