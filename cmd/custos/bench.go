@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/custos-nvr/custos/internal/bench"
@@ -21,14 +22,18 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "playback" {
 		return runBenchPlayback(ctx, e, args[1:])
 	}
+	if len(args) > 0 && args[0] == "soak" {
+		return runBenchSoak(ctx, e, args[1:])
+	}
 	if len(args) == 0 || args[0] != "sim" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			fmt.Fprintln(e.stdout, "Usage: custos bench sim [--streams N] [--seconds S] [--sub] [--codec h264|h265] [--transport tcp|udp]")
 			fmt.Fprintln(e.stdout, "       custos bench record [--cameras N] [--seconds S] [--baseline ffmpeg]")
 			fmt.Fprintln(e.stdout, "       custos bench playback [--cameras N] [--days D] [--requests R] [--dir DIR]")
+			fmt.Fprintln(e.stdout, "       custos bench soak [--cameras N] [--minutes M] [--viewers V] [--outage-every D] [--outage-for D] [--svg FILE]")
 			return flag.ErrHelp
 		}
-		return fmt.Errorf("%w: want 'custos bench sim', 'custos bench record' or 'custos bench playback'", errUsage)
+		return fmt.Errorf("%w: want 'custos bench sim', 'record', 'playback' or 'soak'", errUsage)
 	}
 	fs := flag.NewFlagSet("bench sim", flag.ContinueOnError)
 	streams := fs.Int("streams", 50, "concurrent RTSP sessions, one per simulated camera")
@@ -106,4 +111,41 @@ func runBenchPlayback(ctx context.Context, e *env, args []string) error {
 	enc := json.NewEncoder(e.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(res)
+}
+
+// runBenchSoak implements "custos bench soak": a long run with faults,
+// reporting JSON (and an SVG chart) and failing when it found problems.
+func runBenchSoak(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("bench soak", flag.ContinueOnError)
+	cameras := fs.Int("cameras", 50, "simulated cameras recorded")
+	minutes := fs.Float64("minutes", 10, "how long")
+	viewers := fs.Int("viewers", 20, "live viewers coming and going at once")
+	every := fs.Duration("outage-every", 3*time.Minute, "kill every camera (the simulator) this often")
+	outage := fs.Duration("outage-for", 15*time.Second, "and bring them back after this long")
+	svg := fs.String("svg", "", "write the memory and goroutine chart to this SVG file")
+	dir := fs.String("dir", "", "keep the recordings here (default: a temporary directory)")
+	if err := parseNoArgs(e, fs, args, "bench soak [--cameras N] [--minutes M] [--viewers V] [--outage-every D] [--outage-for D] [--svg FILE]"); err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own binary: %w", err)
+	}
+	res, err := bench.Soak(ctx, bench.SoakOptions{Exe: exe, Cameras: *cameras, Duration: time.Duration(*minutes * float64(time.Minute)),
+		Viewers: *viewers, OutageEvery: *every, OutageFor: *outage, Dir: *dir, Progress: e.stderr})
+	if err != nil {
+		return err
+	}
+	if *svg != "" {
+		if err := os.WriteFile(*svg, bench.SoakChart(res), 0o644); err != nil {
+			return err
+		}
+	}
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	enc.Encode(res)
+	if len(res.Problems) > 0 {
+		return fmt.Errorf("soak found %d problems: %s", len(res.Problems), strings.Join(res.Problems, "; "))
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -62,6 +63,12 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(&b, "%s{%s} %s\n", f.name, sm.labels, strconv.FormatFloat(sm.value, 'g', -1, 64))
 		}
 	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	family("custos_go_goroutines", "gauge", "Goroutines of the server process.")
+	fmt.Fprintf(&b, "custos_go_goroutines %d\n", runtime.NumGoroutine())
+	family("custos_go_heap_alloc_bytes", "gauge", "Bytes of allocated heap objects.")
+	fmt.Fprintf(&b, "custos_go_heap_alloc_bytes %d\n", ms.HeapAlloc)
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Write([]byte(b.String()))
 }
