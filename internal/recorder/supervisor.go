@@ -58,6 +58,9 @@ type StreamConfig struct {
 	// Live, when set, gets every frame after the recorder has taken it,
 	// and a Reset at each new connection (live view: internal/live).
 	Live LiveSink
+	// NoFramesTimeout ends a session whose packets have made no frame for
+	// this long (default 30 s).
+	NoFramesTimeout time.Duration
 	// Chain, when set, records each run start and each closed segment
 	// (with its hashes) in the stream's hash chain (internal/evidence).
 	// Its errors are the recorder's: the run ends as on an index error.
@@ -262,6 +265,8 @@ func (s *Supervisor) session(ctx context.Context) error {
 	s.winStart, s.winBytes = time.Time{}, 0
 	failed := make(chan error, 1)
 	var frameErr error
+	var lastFrame atomic.Int64 // unix ns of this session's last frame
+	lastFrame.Store(s.cfg.Now().UnixNano())
 	rcv, err := ingest.NewReceiver(desc, []int{video}, s.cfg.Client.Transport == rtsp.UDP, func(f *ingest.Frame) {
 		if frameErr != nil {
 			return
@@ -273,6 +278,7 @@ func (s *Supervisor) session(ctx context.Context) error {
 			return
 		}
 		s.countFrame(f.Size(), now)
+		lastFrame.Store(now.UnixNano())
 		if s.cfg.Live != nil {
 			s.cfg.Live.Publish(f)
 		}
@@ -289,16 +295,34 @@ func (s *Supervisor) session(ctx context.Context) error {
 	s.setState(StateRecording, "")
 	s.log.Info("recorder: recording", "transport", c.Transport())
 	var why error
-	select {
-	case <-ctx.Done():
-		why = ctx.Err()
-	case err := <-failed:
-		why = err
-	case <-c.Done():
-		why = c.Wait()
-		if why == nil {
-			why = errors.New("camera ended the session")
+	// Packets that never make a frame (a camera sending garbage, a
+	// stream lost until a key frame that never comes) end the session
+	// after noFramesTimeout, as silence does: a new session often heals it.
+	noFrames := s.cfg.NoFramesTimeout
+	if noFrames <= 0 {
+		noFrames = noFramesTimeout
+	}
+	watchdog := time.NewTicker(min(time.Second, noFrames/4))
+	defer watchdog.Stop()
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			why = ctx.Err()
+		case err := <-failed:
+			why = err
+		case <-c.Done():
+			why = c.Wait()
+			if why == nil {
+				why = errors.New("camera ended the session")
+			}
+		case <-watchdog.C:
+			if s.cfg.Now().Sub(time.Unix(0, lastFrame.Load())) < noFrames {
+				continue
+			}
+			why = fmt.Errorf("no usable video for %s: packets arrive but make no frame (corrupted or lost data)", noFrames)
 		}
+		break wait
 	}
 	c.Close() // no frame callback runs after this returns
 	reason := "stopped"
@@ -316,6 +340,11 @@ func (s *Supervisor) session(ctx context.Context) error {
 	}
 	return why
 }
+
+// noFramesTimeout ends a session whose packets yield no frame. Long
+// enough for cameras whose key frames come 20 s apart ("smart" codecs):
+// the first frame of a session waits for one.
+const noFramesTimeout = 30 * time.Second
 
 // redact removes the camera's password from a message, whatever shape the
 // message has, before it reaches a log line, the index or the API.
