@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,15 +26,19 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "soak" {
 		return runBenchSoak(ctx, e, args[1:])
 	}
+	if len(args) > 0 && args[0] == "scale" {
+		return runBenchScale(ctx, e, args[1:])
+	}
 	if len(args) == 0 || args[0] != "sim" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			fmt.Fprintln(e.stdout, "Usage: custos bench sim [--streams N] [--seconds S] [--sub] [--codec h264|h265] [--transport tcp|udp]")
 			fmt.Fprintln(e.stdout, "       custos bench record [--cameras N] [--seconds S] [--baseline ffmpeg]")
 			fmt.Fprintln(e.stdout, "       custos bench playback [--cameras N] [--days D] [--requests R] [--dir DIR]")
+			fmt.Fprintln(e.stdout, "       custos bench scale [--cameras 10,50,200,500] [--seconds S] [--ffmpeg-up-to N] [--motion-up-to N] [--svg PREFIX]")
 			fmt.Fprintln(e.stdout, "       custos bench soak [--cameras N] [--minutes M] [--viewers V] [--outage-every D] [--outage-for D] [--svg FILE]")
 			return flag.ErrHelp
 		}
-		return fmt.Errorf("%w: want 'custos bench sim', 'record', 'playback' or 'soak'", errUsage)
+		return fmt.Errorf("%w: want 'custos bench sim', 'record', 'playback', 'scale' or 'soak'", errUsage)
 	}
 	fs := flag.NewFlagSet("bench sim", flag.ContinueOnError)
 	streams := fs.Int("streams", 50, "concurrent RTSP sessions, one per simulated camera")
@@ -66,13 +71,13 @@ func runBenchRecord(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("bench record", flag.ContinueOnError)
 	cameras := fs.Int("cameras", 50, "simulated cameras to record (1080p main streams)")
 	seconds := fs.Float64("seconds", 30, "measured window in seconds")
-	baseline := fs.String("baseline", "", "also measure 'ffmpeg' recording the same streams")
+	baseline := fs.String("baseline", "", "also measure 'ffmpeg' (-c copy -f segment) or 'motion' (movie_passthrough) recording the same streams")
 	viewers := fs.Int("viewers", 0, "live MSE viewers (WebSocket clients) watching during the window")
 	if err := parseNoArgs(e, fs, args, "bench record [--cameras N] [--seconds S] [--viewers V] [--baseline ffmpeg]"); err != nil {
 		return err
 	}
-	if *baseline != "" && *baseline != "ffmpeg" {
-		return fmt.Errorf("%w: --baseline must be ffmpeg", errUsage)
+	if *baseline != "" && *baseline != "ffmpeg" && *baseline != "motion" {
+		return fmt.Errorf("%w: --baseline must be ffmpeg or motion", errUsage)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -148,4 +153,46 @@ func runBenchSoak(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("soak found %d problems: %s", len(res.Problems), strings.Join(res.Problems, "; "))
 	}
 	return nil
+}
+
+// runBenchScale implements "custos bench scale": bench record at several
+// camera counts, with ffmpeg and motion alongside up to their bounds, as
+// JSON and two SVG charts.
+func runBenchScale(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("bench scale", flag.ContinueOnError)
+	counts := fs.String("cameras", "10,50,200,500", "camera counts, comma-separated")
+	seconds := fs.Float64("seconds", 30, "measured window per run")
+	ffUpTo := fs.Int("ffmpeg-up-to", 200, "run ffmpeg alongside up to this many cameras (0: never)")
+	motionUpTo := fs.Int("motion-up-to", 50, "run motion alongside up to this many cameras (0: never)")
+	svg := fs.String("svg", "", "write FILE-cpu.svg and FILE-rss.svg (FILE without extension)")
+	if err := parseNoArgs(e, fs, args, "bench scale [--cameras 10,50,200,500] [--seconds S] [--ffmpeg-up-to N] [--motion-up-to N] [--svg PREFIX]"); err != nil {
+		return err
+	}
+	var ns []int
+	for _, f := range strings.Split(*counts, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return fmt.Errorf("%w: --cameras %q: want numbers like 10,50,200", errUsage, *counts)
+		}
+		ns = append(ns, n)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own binary: %w", err)
+	}
+	rows, err := bench.Scale(ctx, bench.ScaleOptions{Exe: exe, Counts: ns, Duration: time.Duration(*seconds * float64(time.Second)),
+		FFmpegUpTo: *ffUpTo, MotionUpTo: *motionUpTo, Progress: e.stderr})
+	if len(rows) > 0 && *svg != "" {
+		cpu, rss := bench.ScaleCharts(rows)
+		if werr := os.WriteFile(*svg+"-cpu.svg", cpu, 0o644); werr != nil {
+			return werr
+		}
+		if werr := os.WriteFile(*svg+"-rss.svg", rss, 0o644); werr != nil {
+			return werr
+		}
+	}
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	enc.Encode(rows)
+	return err
 }

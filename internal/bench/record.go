@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,8 +29,11 @@ type RecordOptions struct {
 	Duration time.Duration
 	// Baseline "ffmpeg" also records the same streams with
 	// "ffmpeg -rtsp_transport tcp -i URL -c copy -f segment", one process
-	// per camera, and measures it the same way.
+	// per camera, and measures it the same way; "motion" with the motion
+	// daemon (movie_passthrough, recording continuously).
 	Baseline string
+	// Baselines lists several baselines (ffmpeg, motion), measured in turn.
+	Baselines []string
 	// Viewers live MSE viewers (WebSocket clients reading every message,
 	// spread over the cameras) watch during the measured window.
 	Viewers int
@@ -58,6 +62,7 @@ type RecordResult struct {
 	// With Viewers: what they received, and the server's live counters.
 	Live     *LiveResult `json:"live,omitempty"`
 	Baseline *Cost       `json:"ffmpeg,omitempty"`
+	Motion   *Cost       `json:"motion,omitempty"`
 	// CPURatio is Custos's CPU per stream over ffmpeg's.
 	CPURatio float64 `json:"cpu_ratio_vs_ffmpeg,omitempty"`
 }
@@ -176,7 +181,7 @@ func Record(ctx context.Context, o RecordOptions) (*RecordResult, error) {
 	res.FramesRecorded, res.Reconnects = f1-f0, reconnects
 	res.FramesExpected = 25 * elapsed * float64(o.Cameras)
 
-	if o.Baseline == "ffmpeg" {
+	if o.Baseline == "ffmpeg" || slices.Contains(o.Baselines, "ffmpeg") {
 		progress("recording the same %d streams with ffmpeg -c copy -f segment for %s", o.Cameras, o.Duration)
 		var pids []int
 		var cmds []*exec.Cmd
@@ -208,8 +213,53 @@ func Record(ctx context.Context, o RecordOptions) (*RecordResult, error) {
 			res.CPURatio = res.Custos.CPUSecPerStreamHr / bcost.CPUSecPerStreamHr
 		}
 	}
+	if o.Baseline == "motion" || slices.Contains(o.Baselines, "motion") {
+		progress("recording the same %d streams with motion (movie_passthrough) for %s", o.Cameras, o.Duration)
+		bcost, err := measureMotion(cctx, o, addr, progress)
+		if err != nil {
+			return nil, err
+		}
+		res.Motion = bcost
+	}
 	cancel()
 	return res, nil
+}
+
+// measureMotion records the streams with the motion daemon (Debian's
+// "motion": one process, a thread per camera; it decodes every frame for
+// detection and, with movie_passthrough, writes the camera's packets),
+// recording all the time (emulate_motion), and measures it like custos.
+func measureMotion(ctx context.Context, o RecordOptions, simAddr string, progress func(string, ...any)) (*Cost, error) {
+	if _, err := exec.LookPath("motion"); err != nil {
+		return nil, errors.New("motion is not installed (apt-get install motion)")
+	}
+	dir := filepath.Join(o.Dir, "motion")
+	os.MkdirAll(dir, 0o755)
+	var main strings.Builder
+	fmt.Fprintf(&main, "daemon off\nlog_level 4\nwebcontrol_port 0\nstream_port 0\npicture_output off\n")
+	for k := 1; k <= o.Cameras; k++ {
+		cam := filepath.Join(dir, fmt.Sprintf("cam%d.conf", k))
+		conf := fmt.Sprintf("camera_id %d\nnetcam_url rtsp://%s/cam%d\nnetcam_params rtsp_transport=tcp\nmovie_output on\n"+
+			"movie_passthrough on\nemulate_motion on\nmovie_max_time 60\ntarget_dir %s\nmovie_filename cam%d-%%Y%%m%%d%%H%%M%%S\n",
+			k, simAddr, k, filepath.Join(dir, fmt.Sprintf("cam%d", k)), k)
+		if err := os.WriteFile(cam, []byte(conf), 0o644); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&main, "camera %s\n", cam)
+	}
+	confPath := filepath.Join(dir, "motion.conf")
+	if err := os.WriteFile(confPath, []byte(main.String()), 0o644); err != nil {
+		return nil, err
+	}
+	c := exec.CommandContext(ctx, "motion", "-n", "-c", confPath)
+	c.Stdout, c.Stderr = io.Discard, io.Discard
+	if err := c.Start(); err != nil {
+		return nil, fmt.Errorf("start motion: %w", err)
+	}
+	defer func() { c.Process.Signal(syscall.SIGTERM); c.Wait() }()
+	time.Sleep(8 * time.Second) // connect and start the movies
+	cost, _, err := measure(ctx, []int{c.Process.Pid}, o.Duration, o.Cameras)
+	return cost, err
 }
 
 // measure sums the CPU time of pids over d and their RSS at the end.
