@@ -99,23 +99,58 @@ func runBenchRecord(ctx context.Context, e *env, args []string) error {
 func runBenchPlayback(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("bench playback", flag.ContinueOnError)
 	cameras := fs.Int("cameras", 100, "cameras in the synthetic index")
-	days := fs.Int("days", 30, "days of one-minute segments per camera")
+	daysS := fs.String("days", "30", "days of one-minute segments per camera; several (1,30,365) measure each and chart them")
 	requests := fs.Int("requests", 1000, "random ranges to time")
 	rangeMin := fs.Float64("range-minutes", 10, "length of each timed range")
 	exportMin := fs.Float64("export-minutes", 60, "length of the range exported for the throughput comparison")
 	dir := fs.String("dir", "", "work directory (default: a temporary one, removed afterwards)")
-	if err := parseNoArgs(e, fs, args, "bench playback [--cameras N] [--days D] [--requests R] [--range-minutes M] [--export-minutes M] [--dir DIR]"); err != nil {
+	svg := fs.String("svg", "", "with several --days: write the time-to-first-byte chart to this SVG file")
+	if err := parseNoArgs(e, fs, args, "bench playback [--cameras N] [--days D[,D…]] [--requests R] [--range-minutes M] [--export-minutes M] [--dir DIR] [--svg FILE]"); err != nil {
 		return err
 	}
-	res, err := bench.Playback(ctx, bench.PlaybackOptions{Dir: *dir, Cameras: *cameras, Days: *days, Requests: *requests,
-		Range: time.Duration(*rangeMin * float64(time.Minute)), Files: 4,
-		ExportRange: time.Duration(*exportMin * float64(time.Minute)), Seed: 1, Log: e.stderr})
-	if err != nil {
-		return err
+	var days []int
+	for _, f := range strings.Split(*daysS, ",") {
+		d, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || d < 1 {
+			return fmt.Errorf("%w: --days %q: want numbers like 1,30,365", errUsage, *daysS)
+		}
+		days = append(days, d)
+	}
+	var results []*bench.PlaybackResult
+	for _, d := range days {
+		res, err := bench.Playback(ctx, bench.PlaybackOptions{Dir: *dir, Cameras: *cameras, Days: d, Requests: *requests,
+			Range: time.Duration(*rangeMin * float64(time.Minute)), Files: 4,
+			ExportRange: time.Duration(*exportMin * float64(time.Minute)), Seed: 1, Log: e.stderr})
+		if err != nil {
+			return fmt.Errorf("%d days: %w", d, err)
+		}
+		results = append(results, res)
 	}
 	enc := json.NewEncoder(e.stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(res)
+	if len(results) == 1 {
+		return enc.Encode(results[0])
+	}
+	if *svg != "" {
+		var xs []float64
+		var cold50, cold99, warm99, pl99 []float64
+		for i, r := range results {
+			xs = append(xs, float64(days[i]))
+			cold50, cold99 = append(cold50, r.TTFBCold.P50), append(cold99, r.TTFBCold.P99)
+			warm99, pl99 = append(warm99, r.TTFBWarm.P99), append(pl99, r.TTFBPlaylist.P99)
+		}
+		chart := bench.LineChart(fmt.Sprintf("Playback time to first byte as the index grows (%d cameras, one-minute segments)", *cameras),
+			"days of recordings in the index", "milliseconds", []bench.Series{
+				{Name: "export.mp4 p50 (cold)", Color: "#1f77b4", X: xs, Y: cold50},
+				{Name: "export.mp4 p99 (cold)", Color: "#d62728", X: xs, Y: cold99},
+				{Name: "export.mp4 p99 (warm)", Color: "#ff7f0e", X: xs, Y: warm99},
+				{Name: "playback.m3u8 p99", Color: "#2ca02c", X: xs, Y: pl99},
+			}, nil, 0, 900, 380)
+		if err := os.WriteFile(*svg, chart, 0o644); err != nil {
+			return err
+		}
+	}
+	return enc.Encode(results)
 }
 
 // runBenchSoak implements "custos bench soak": a long run with faults,
