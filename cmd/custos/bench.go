@@ -200,6 +200,7 @@ func runBenchScale(ctx context.Context, e *env, args []string) error {
 	ffUpTo := fs.Int("ffmpeg-up-to", 200, "run ffmpeg alongside up to this many cameras (0: never)")
 	motionUpTo := fs.Int("motion-up-to", 50, "run motion alongside up to this many cameras (0: never)")
 	svg := fs.String("svg", "", "write FILE-cpu.svg and FILE-rss.svg (FILE without extension)")
+	fromJSON := fs.String("from-json", "", "redraw the charts from a saved result instead of measuring")
 	if err := parseNoArgs(e, fs, args, "bench scale [--cameras 10,50,200,500] [--seconds S] [--ffmpeg-up-to N] [--motion-up-to N] [--svg PREFIX]"); err != nil {
 		return err
 	}
@@ -210,6 +211,21 @@ func runBenchScale(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("%w: --cameras %q: want numbers like 10,50,200", errUsage, *counts)
 		}
 		ns = append(ns, n)
+	}
+	if *fromJSON != "" {
+		b, err := os.ReadFile(*fromJSON)
+		if err != nil {
+			return err
+		}
+		var rows []bench.ScaleRow
+		if err := json.Unmarshal(b, &rows); err != nil {
+			return fmt.Errorf("%s: %w", *fromJSON, err)
+		}
+		cpu, rss := bench.ScaleCharts(rows)
+		if err := os.WriteFile(*svg+"-cpu.svg", cpu, 0o644); err != nil {
+			return err
+		}
+		return os.WriteFile(*svg+"-rss.svg", rss, 0o644)
 	}
 	exe, err := os.Executable()
 	if err != nil {

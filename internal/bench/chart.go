@@ -55,7 +55,12 @@ func LineChart(title, xLabel, yLabel string, series []Series, marks []float64, m
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(s.X[i]), py(s.Y[i])))
 		}
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", s.Color, strings.Join(pts, " "))
-		lx := left + 10 + float64(k)*170
+		if len(s.X) <= 20 { // few points: mark each
+			for i := range s.X {
+				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/>`+"\n", px(s.X[i]), py(s.Y[i]), s.Color)
+			}
+		}
+		lx := left + 10 + float64(k)*(w-20)/float64(len(series))
 		fmt.Fprintf(&b, `<line x1="%g" x2="%g" y1="%g" y2="%g" stroke="%s" stroke-width="3"/><text x="%g" y="%g">%s</text>`+"\n",
 			lx, lx+20, top+12, top+12, s.Color, lx+25, top+16, esc(s.Name))
 	}
