@@ -121,31 +121,10 @@ func Record(ctx context.Context, o RecordOptions) (*RecordResult, error) {
 	}
 	go io.Copy(io.Discard, simOut)
 
-	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "listen: 127.0.0.1:0\ndata_dir: %s\nlog: {level: warn}\ncameras:\n", filepath.Join(o.Dir, "custos"))
-	for k := 1; k <= o.Cameras; k++ {
-		fmt.Fprintf(&cfg, "  - {name: cam%d, url: \"rtsp://%s/cam%d\"}\n", k, addr, k)
-	}
-	cfgPath := filepath.Join(o.Dir, "custos.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o644); err != nil {
-		return nil, err
-	}
-	serve := exec.CommandContext(cctx, o.Exe, "serve", "--config", cfgPath)
-	serve.Env = append(os.Environ(), "CUSTOS_ADMIN_PASSWORD="+benchAdminPassword)
-	serveOut, err := serve.StdoutPipe()
+	serve, api, _, err := startServe(cctx, o.Exe, o.Dir, addr, o.Cameras, "")
 	if err != nil {
 		return nil, err
 	}
-	if err := serve.Start(); err != nil {
-		return nil, fmt.Errorf("start custos serve: %w", err)
-	}
-	api, err := readLine(serveOut, apiAddrRE)
-	if err != nil {
-		serve.Process.Kill()
-		serve.Wait()
-		return nil, fmt.Errorf("custos serve: %w", err)
-	}
-	go io.Copy(io.Discard, serveOut)
 	progress("recording %d cameras with custos serve for %s", o.Cameras, o.Duration)
 	res := &RecordResult{Cameras: o.Cameras}
 	time.Sleep(3 * time.Second) // every camera connected and past its first key frame
@@ -223,6 +202,40 @@ func Record(ctx context.Context, o RecordOptions) (*RecordResult, error) {
 	}
 	cancel()
 	return res, nil
+}
+
+// startServe writes a configuration recording cam1…camN of the
+// simulator at simAddr into dir (extra is added at the top level, e.g. a
+// retention section) and starts custos serve on it with the benchmark's
+// admin password. It returns the process, the API address and the
+// configuration's path; the caller stops the process.
+func startServe(ctx context.Context, exe, dir, simAddr string, cameras int, extra string) (*exec.Cmd, string, string, error) {
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "listen: 127.0.0.1:0\ndata_dir: %s\nlog: {level: warn}\n%scameras:\n", filepath.Join(dir, "custos"), extra)
+	for k := 1; k <= cameras; k++ {
+		fmt.Fprintf(&cfg, "  - {name: cam%d, url: \"rtsp://%s/cam%d\"}\n", k, simAddr, k)
+	}
+	cfgPath := filepath.Join(dir, "custos.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o644); err != nil {
+		return nil, "", "", err
+	}
+	serve := exec.CommandContext(ctx, exe, "serve", "--config", cfgPath)
+	serve.Env = append(os.Environ(), "CUSTOS_ADMIN_PASSWORD="+benchAdminPassword)
+	out, err := serve.StdoutPipe()
+	if err != nil {
+		return nil, "", "", err
+	}
+	if err := serve.Start(); err != nil {
+		return nil, "", "", fmt.Errorf("start custos serve: %w", err)
+	}
+	api, err := readLine(out, apiAddrRE)
+	if err != nil {
+		serve.Process.Kill()
+		serve.Wait()
+		return nil, "", "", fmt.Errorf("custos serve: %w", err)
+	}
+	go io.Copy(io.Discard, out)
+	return serve, api, cfgPath, nil
 }
 
 // measureMotion records the streams with the motion daemon (Debian's

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -142,31 +141,10 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakResult, error) {
 		simMu.Unlock()
 	}()
 
-	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "listen: 127.0.0.1:0\ndata_dir: %s\nlog: {level: warn}\nretention: {max_bytes: %d}\ncameras:\n", filepath.Join(o.Dir, "custos"), o.MaxBytes)
-	for k := 1; k <= o.Cameras; k++ {
-		fmt.Fprintf(&cfg, "  - {name: cam%d, url: \"rtsp://%s/cam%d\"}\n", k, simAddr, k)
-	}
-	cfgPath := filepath.Join(o.Dir, "custos.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o644); err != nil {
-		return nil, err
-	}
-	serve := exec.CommandContext(cctx, o.Exe, "serve", "--config", cfgPath)
-	serve.Env = append(os.Environ(), "CUSTOS_ADMIN_PASSWORD="+benchAdminPassword)
-	serveOut, err := serve.StdoutPipe()
+	serve, api, cfgPath, err := startServe(cctx, o.Exe, o.Dir, simAddr, o.Cameras, fmt.Sprintf("retention: {max_bytes: %d}\n", o.MaxBytes))
 	if err != nil {
 		return nil, err
 	}
-	if err := serve.Start(); err != nil {
-		return nil, fmt.Errorf("start custos serve: %w", err)
-	}
-	api, err := readLine(serveOut, apiAddrRE)
-	if err != nil {
-		serve.Process.Kill()
-		serve.Wait()
-		return nil, fmt.Errorf("custos serve: %w", err)
-	}
-	go io.Copy(io.Discard, serveOut)
 	res := &SoakResult{Cameras: o.Cameras, Problems: []string{}}
 	if err := waitRecording(cctx, api, o.Cameras, 30*time.Second); err != nil {
 		serve.Process.Kill()
