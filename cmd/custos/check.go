@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -17,7 +17,6 @@ import (
 	"github.com/custos-nvr/custos/internal/check"
 	"github.com/custos-nvr/custos/internal/config"
 	"github.com/custos-nvr/custos/internal/evidence"
-	"github.com/custos-nvr/custos/internal/integrity"
 	"github.com/custos-nvr/custos/internal/store/sqlite"
 )
 
@@ -85,20 +84,16 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	}
 	// The hash chains: links, the newest head's signature and, unless
 	// --no-hash, every closed segment's bytes against its chain entry.
-	var pub ed25519.PublicKey
-	if kb, err := os.ReadFile(filepath.Join(cfg.DataDir, "keys", "node.key")); err == nil {
-		key, err := integrity.ParsePrivateKey(kb)
-		if err != nil {
-			return fmt.Errorf("node key: %w", err)
-		}
-		pub = key.Public().(ed25519.PublicKey)
+	pub, err := nodePublicKey(cfg)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	chainRep, err := evidence.VerifyStored(ctx, idx, disks, pub, !*noHash, nil)
 	if err != nil {
 		return fmt.Errorf("verify hash chains: %w", err)
 	}
 	if pub == nil && chainRep.Entries > 0 {
-		chainRep.Problems = append(chainRep.Problems, "the node key "+filepath.Join(cfg.DataDir, "keys", "node.key")+" is missing: the chains' signatures cannot be checked")
+		chainRep.Problems = append(chainRep.Problems, "the node key "+nodeKeyPath(cfg)+" is missing: the chains' signatures cannot be checked")
 	}
 	for _, p := range chainRep.Problems {
 		rep.Problems = append(rep.Problems, check.Problem{What: p})

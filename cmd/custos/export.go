@@ -152,12 +152,16 @@ func exportLocal(ctx context.Context, e *env, cfgPath, camera, stream string, fr
 	return f, func() { idx.Close() }, nil
 }
 
-// nodePublicKey reads the recorder's public key from data_dir/keys.
+// nodeKeyPath is where custos serve keeps the node's signing key.
+func nodeKeyPath(cfg *config.Config) string { return filepath.Join(cfg.DataDir, "keys", "node.key") }
+
+// nodePublicKey reads the recorder's public key; a missing key file is an
+// error wrapping os.ErrNotExist.
 func nodePublicKey(cfg *config.Config) (ed25519.PublicKey, error) {
-	path := filepath.Join(cfg.DataDir, "keys", "node.key")
+	path := nodeKeyPath(cfg)
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("node key: %w (custos serve creates it)", err)
+		return nil, fmt.Errorf("no node key at %s (custos serve creates it on its first start): %w", path, err)
 	}
 	key, err := integrity.ParsePrivateKey(b)
 	if err != nil {

@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/custos-nvr/custos/internal/config"
 	"github.com/custos-nvr/custos/internal/integrity"
@@ -33,19 +30,10 @@ func runKey(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(cfg.DataDir, "keys", "node.key")
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("no node key at %s yet: custos serve creates it on its first start", path)
-	}
+	pub, err := nodePublicKey(cfg)
 	if err != nil {
 		return err
 	}
-	key, err := integrity.ParsePrivateKey(b)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	pub := key.Public().(ed25519.PublicKey)
 	if *pemOut {
 		p, err := integrity.MarshalPublicKeyPEM(pub)
 		if err != nil {

@@ -108,14 +108,14 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		disks[sc.Name] = d
 	}
 	// The node key signs every stream's hash chain (docs/evidence.md).
-	key, created, err := integrity.LoadOrCreateKey(filepath.Join(cfg.DataDir, "keys", "node.key"))
+	key, created, err := integrity.LoadOrCreateKey(nodeKeyPath(cfg))
 	if err != nil {
 		idx.Close()
 		return nil, err
 	}
 	if created {
 		fmt.Fprintf(e.stdout, "custos: created the node signing key %s\n        public key %s (custos key show prints it)\n",
-			filepath.Join(cfg.DataDir, "keys", "node.key"), integrity.PublicKeyString(key.Public().(ed25519.PublicKey)))
+			nodeKeyPath(cfg), integrity.PublicKeyString(key.Public().(ed25519.PublicKey)))
 	}
 	chains := &evidence.Chains{Store: idx, Key: key}
 	if err := recorder.Recover(ctx, idx, disks, e.log, chains); err != nil {

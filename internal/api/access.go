@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -197,7 +198,7 @@ func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request, err err
 	page := !strings.HasPrefix(r.URL.Path, "/api/") && r.Method == http.MethodGet
 	if page && err == nil {
 		if _, cerr := r.Cookie(formCookie); cerr == nil {
-			http.Redirect(w, r, "/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
 	}
@@ -216,11 +217,6 @@ func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request, err err
 		return
 	}
 	s.writeError(w, r, &Error{Status: http.StatusUnauthorized, Message: msg})
-}
-
-func urlQueryEscape(s string) string {
-	r := strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "+", "%2B", " ", "%20", "?", "%3F", "=", "%3D")
-	return r.Replace(s)
 }
 
 // auditFailedLogin records a refused password or token (not throttled

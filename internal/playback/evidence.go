@@ -1,14 +1,12 @@
 package playback
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/custos-nvr/custos/internal/integrity"
@@ -149,12 +147,7 @@ func (s *Source) Evidence(ctx context.Context, camera, stream string, from, to t
 	sum := sha256.Sum256(box)
 	f.ETag = `"ev-` + hex.EncodeToString(sum[:16]) + `"`
 	const layout = "20060102T150405Z"
-	f.Name = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == '"' || r == '/' || r == '\\' || r > 0x7e {
-			return '_'
-		}
-		return r
-	}, fmt.Sprintf("%s-%s-%s-%s-evidence.mp4", camera, stream, f.From.UTC().Format(layout), f.To.UTC().Format(layout)))
+	f.Name = safeName(fmt.Sprintf("%s-%s-%s-%s-evidence.mp4", camera, stream, f.From.UTC().Format(layout), f.To.UTC().Format(layout)))
 	return f, nil
 }
 
@@ -191,15 +184,11 @@ func (s *Source) evidenceSegment(ctx context.Context, streamID int64, row store.
 	if err != nil {
 		return nil, &Error{Status: 409, Message: fmt.Sprintf("segment %s cannot be read as recorded (%v): run custos check", row.Key, err)}
 	}
-	var ih bytes.Buffer
-	for _, sp := range es.init {
-		b := make([]byte, sp[1]-sp[0])
-		if _, err := r.ReadAt(b, sp[0]); err != nil {
-			return nil, fmt.Errorf("segment %s: %w", row.Key, err)
-		}
-		ih.Write(b)
+	initHash, err := integrity.InitHash(r, row.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("segment %s: %w", row.Key, err)
 	}
-	if sha256.Sum256(ih.Bytes()) != entry.InitHash || integrity.SegmentHash(es.hash) != entry.SegmentHash {
+	if initHash != entry.InitHash || integrity.SegmentHash(es.hash) != entry.SegmentHash {
 		return nil, &Error{Status: 409, Message: fmt.Sprintf("segment %s changed since it was recorded (its hashes do not match chain entry %d): run custos check", row.Key, entry.Seq)}
 	}
 	if len(es.spans) != len(x.frags) {

@@ -137,8 +137,12 @@ func buildExport(sel *selection, disks map[string]blob.Store) (*File, error) {
 // exportName suggests a file name: camera, stream and the UTC range.
 func exportName(sel *selection, ext string) string {
 	const layout = "20060102T150405Z"
-	name := fmt.Sprintf("%s-%s-%s-%s.%s", sel.camera, sel.stream,
-		sel.from.UTC().Format(layout), sel.to.UTC().Format(layout), ext)
+	return safeName(fmt.Sprintf("%s-%s-%s-%s.%s", sel.camera, sel.stream,
+		sel.from.UTC().Format(layout), sel.to.UTC().Format(layout), ext))
+}
+
+// safeName replaces what a Content-Disposition file name must not hold.
+func safeName(name string) string {
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == '"' || r == '/' || r == '\\' || r > 0x7e {
 			return '_'
