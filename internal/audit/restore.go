@@ -1,12 +1,10 @@
 package audit
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 )
 
@@ -39,28 +37,30 @@ func Restore(ctx context.Context, st Store, path string) (int, error) {
 }
 
 // readChain reads and checks every complete line of the file (a torn
-// last line, which a crash can leave, is ignored).
+// last line, which a crash can leave, is ignored), with Verify's reader.
 func readChain(path string) ([]Entry, error) {
-	f, err := os.Open(path)
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	fr, err := openFileReader(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	r := bufio.NewReaderSize(f, 64<<10)
+	defer fr.close()
 	var out []Entry
 	prev := make([]byte, HashSize)
 	for line := 1; ; line++ {
-		b, err := r.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			return nil, fmt.Errorf("line %d is longer than %d bytes", line, maxLine)
-		}
-		if errors.Is(err, io.EOF) {
-			return out, nil // end, or a torn last line
-		}
+		l, ok, err := fr.next()
 		if err != nil {
 			return nil, fmt.Errorf("read: %w", err)
 		}
-		e, err := parseLine(b[:len(b)-1])
+		if !ok {
+			return out, nil
+		}
+		if fr.tooLong {
+			return nil, fmt.Errorf("line %d is longer than %d bytes", line, maxLine)
+		}
+		e, err := parseLine(l[:len(l)-1])
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %w", line, err)
 		}
