@@ -106,20 +106,11 @@ func Record(ctx context.Context, o RecordOptions) (*RecordResult, error) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sim := exec.CommandContext(cctx, o.Exe, "sim", "--listen", "127.0.0.1:0", "--cameras", strconv.Itoa(o.Cameras))
-	simOut, err := sim.StdoutPipe()
+	sim, addr, err := startSim(cctx, o.Exe, "127.0.0.1:0", o.Cameras)
 	if err != nil {
 		return nil, err
-	}
-	if err := sim.Start(); err != nil {
-		return nil, fmt.Errorf("start simulator: %w", err)
 	}
 	defer sim.Wait()
-	addr, err := readSimAddr(simOut)
-	if err != nil {
-		return nil, err
-	}
-	go io.Copy(io.Discard, simOut)
 
 	serve, api, _, err := startServe(cctx, o.Exe, o.Dir, addr, o.Cameras, "")
 	if err != nil {
@@ -202,6 +193,27 @@ func Record(ctx context.Context, o RecordOptions) (*RecordResult, error) {
 	}
 	cancel()
 	return res, nil
+}
+
+// startSim starts custos sim with cameras cameras on listen and returns
+// the process and the address it serves; the process ends with ctx.
+func startSim(ctx context.Context, exe, listen string, cameras int) (*exec.Cmd, string, error) {
+	c := exec.CommandContext(ctx, exe, "sim", "--listen", listen, "--cameras", strconv.Itoa(cameras))
+	out, err := c.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := c.Start(); err != nil {
+		return nil, "", fmt.Errorf("start simulator: %w", err)
+	}
+	addr, err := readSimAddr(out)
+	if err != nil {
+		c.Process.Kill()
+		c.Wait()
+		return nil, "", err
+	}
+	go io.Copy(io.Discard, out)
+	return c, addr, nil
 }
 
 // startServe writes a configuration recording cam1…camN of the

@@ -110,20 +110,10 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakResult, error) {
 	var simMu sync.Mutex
 	var sim *exec.Cmd
 	startSim := func() error {
-		c := exec.CommandContext(cctx, o.Exe, "sim", "--listen", simAddr, "--cameras", strconv.Itoa(o.Cameras))
-		out, err := c.StdoutPipe()
+		c, _, err := startSim(cctx, o.Exe, simAddr, o.Cameras)
 		if err != nil {
 			return err
 		}
-		if err := c.Start(); err != nil {
-			return fmt.Errorf("start simulator: %w", err)
-		}
-		if _, err := readSimAddr(out); err != nil {
-			c.Process.Kill()
-			c.Wait()
-			return err
-		}
-		go io.Copy(io.Discard, out)
 		simMu.Lock()
 		sim = c
 		simMu.Unlock()
