@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -25,17 +24,8 @@ import (
 // recordings, and every change is audited; the file's camera cannot be
 // changed over HTTP.
 func TestCamerasFromTheAPI(t *testing.T) {
-	s, err := sim.New(sim.Options{Cameras: 2, User: "cam", Pass: "cam-secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	defer s.Close()
-	sim := ln.Addr().String()
+	simAddr := startSimulator(t, sim.Options{Cameras: 2, User: "cam", Pass: "cam-secret"})
+	sim := simAddr
 	dir := t.TempDir()
 	cfg, err := config.Parse([]byte(fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\nfsync_interval: 1s\n"+
 		"cameras:\n  - {name: door, url: \"rtsp://cam:cam-secret@%s/cam1\"}\n", dir, sim)), "test.yaml", nil)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,20 +27,11 @@ import (
 // passes; then one byte changed in a stored segment's video, or in its
 // header, makes custos check name that segment.
 func TestHashChainsAndCheck(t *testing.T) {
-	s, err := sim.New(sim.Options{Cameras: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	defer s.Close()
+	simAddr := startSimulator(t, sim.Options{Cameras: 1})
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "custos.yaml")
 	os.WriteFile(cfgPath, []byte(fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\nfsync_interval: 1s\ncameras:\n  - {name: door, url: \"rtsp://%s/cam1\", sub_url: \"rtsp://%s/cam1/sub\"}\n",
-		dir, ln.Addr(), ln.Addr())), 0o600)
+		dir, simAddr, simAddr)), 0o600)
 	cfg, err := config.Load(cfgPath, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -103,17 +103,7 @@ func (p *garbleProxy) serve(c net.Conn) {
 // the healthy camera loses nothing, the damaged ones keep recording or
 // reconnecting, and custos check finds the files well formed.
 func TestCameraSendsGarbage(t *testing.T) {
-	s, err := sim.New(sim.Options{Cameras: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	defer s.Close()
-	simAddr := ln.Addr().String()
+	simAddr := startSimulator(t, sim.Options{Cameras: 4})
 	modes := []string{"flip", "junk", "cut"}
 	var cams strings.Builder
 	fmt.Fprintf(&cams, "  - {name: healthy, url: \"rtsp://%s/cam1\"}\n", simAddr)
