@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"time"
 
 	"github.com/custos-nvr/custos/internal/blob"
@@ -44,6 +45,7 @@ type segmentFile struct {
 	// (moof + mdat), for the stream's hash chain (docs/evidence.md).
 	initHash   [32]byte
 	fragHashes [][32]byte
+	hasher     hash.Hash // reused for every fragment
 }
 
 // SegmentMeta is the JSON a segment file carries in its metadata box (see
@@ -127,10 +129,14 @@ func (s *segmentFile) appendFragment(ctx context.Context, samples []mp4.Sample, 
 		s.durSinceStart90k += int64(sm.Dur90k)
 	}
 	// One hash per fragment (about a second of video), not per packet.
-	h := sha256.New()
-	h.Write(s.buf)
-	h.Write(data)
-	s.fragHashes = append(s.fragHashes, [32]byte(h.Sum(nil)))
+	if s.hasher == nil {
+		s.hasher = sha256.New()
+	}
+	s.hasher.Reset()
+	s.hasher.Write(s.buf)
+	s.hasher.Write(data)
+	var sum [32]byte
+	s.fragHashes = append(s.fragHashes, [32]byte(s.hasher.Sum(sum[:0])))
 	s.index.AddFragment(offset, len(s.buf), samples)
 	s.unsyncedBytes += int64(len(s.buf) + len(data))
 	s.unsyncedFrames += int64(len(samples))
