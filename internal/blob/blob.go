@@ -20,6 +20,26 @@ var ErrNotExist = errors.New("blob: object does not exist")
 // outside the store.
 var ErrBadKey = errors.New("blob: invalid key")
 
+// ErrUnavailable is returned (wrapped, with the reason) by stores whose
+// storage is not there right now: a directory removed or moved away, a
+// disk unmounted under a running server. See Checker.
+var ErrUnavailable = errors.New("storage unavailable")
+
+// Checker is implemented by stores that can tell whether their storage is
+// still there (local.Dir). Check returns nil, or an error wrapping
+// ErrUnavailable; it is cheap enough to call on every write path.
+type Checker interface {
+	Check() error
+}
+
+// Check returns s's Check result when s is a Checker, and nil otherwise.
+func Check(s Store) error {
+	if c, ok := s.(Checker); ok {
+		return c.Check()
+	}
+	return nil
+}
+
 // Store holds segment files. All methods are safe for concurrent use and
 // do I/O; ctx bounds the work where the implementation can honour it.
 type Store interface {

@@ -69,6 +69,9 @@ type runWriter struct {
 	havePrev  bool
 	fragStart int64 // PTS of the fragment's first sample
 	segSeq    int
+	// stranded is the row of a segment that could not be closed (its disk
+	// went away): still in state writing, vouching for what was synced.
+	stranded *store.Segment
 }
 
 // stagger spreads segment boundaries of different streams over the
@@ -271,6 +274,9 @@ func (r *runWriter) closeSegment(endPTS90k int64, arrival time.Time) error {
 	sf := r.seg
 	err := sf.close(r.ctx, wall, arrival)
 	r.seg = nil
+	if err != nil {
+		r.stranded = &sf.seg
+	}
 	if err == nil && r.chain != nil {
 		err = r.chain.SegmentClosed(r.ctx, r.camera, r.stream, sf.seg, integrity.SegmentHash(sf.fragHashes), sf.initHash)
 	}

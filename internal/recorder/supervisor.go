@@ -105,6 +105,9 @@ type Supervisor struct {
 	lastFrameN atomic.Int64 // unix nanos of the last frame
 
 	diskErr error // storage unusable: never record
+	// away is kept across sessions while the storage is unavailable;
+	// touched only by the session goroutine.
+	away paused
 
 	// Bitrate window, touched only by the frame callback; rate is what
 	// Status reports.
@@ -254,14 +257,26 @@ func (s *Supervisor) session(ctx context.Context) error {
 	if video < 0 {
 		return rtsp.ErrNoVideo
 	}
-	rw := &runWriter{ctx: context.WithoutCancel(ctx), disk: s.cfg.Disk, idx: s.cfg.Index, chain: s.cfg.Chain, camera: s.cfg.Camera,
-		stream: s.cfg.Stream, codec: desc.Tracks[video].Codec, fsyncEvery: s.cfg.FsyncEvery,
-		phase: stagger(s.cfg.Camera, s.cfg.Stream)}
 	st, err := s.cfg.Index.Stream(ctx, s.cfg.Camera, s.cfg.Stream)
 	if err != nil {
 		return fmt.Errorf("index stream: %w", err)
 	}
-	rw.streamID = st.ID
+	newRun := func() *runWriter {
+		return &runWriter{ctx: context.WithoutCancel(ctx), disk: s.cfg.Disk, idx: s.cfg.Index, chain: s.cfg.Chain, camera: s.cfg.Camera,
+			stream: s.cfg.Stream, codec: desc.Tracks[video].Codec, fsyncEvery: s.cfg.FsyncEvery,
+			phase: stagger(s.cfg.Camera, s.cfg.Stream), streamID: st.ID}
+	}
+	// rw is nil while the storage is unavailable (a disk unmounted or a
+	// directory removed under the running server): the session goes on
+	// for live viewers, and recording resumes with a new run when the
+	// storage returns (see pause and resume).
+	var rw *runWriter
+	if err := blob.Check(s.cfg.Disk); err != nil {
+		s.pause(err)
+	} else {
+		rw = newRun()
+	}
+	p := &s.away
 	s.winStart, s.winBytes = time.Time{}, 0
 	failed := make(chan error, 1)
 	var frameErr error
@@ -272,12 +287,29 @@ func (s *Supervisor) session(ctx context.Context) error {
 			return
 		}
 		now := s.cfg.Now()
-		if err := rw.Frame(f, now); err != nil {
-			frameErr = err
-			failed <- err
-			return
+		if rw == nil && s.resume(p, st, now) {
+			rw = newRun()
 		}
-		s.countFrame(f.Size(), now)
+		if rw != nil {
+			if err := rw.Frame(f, now); err != nil {
+				derr := blob.Check(s.cfg.Disk)
+				if derr == nil {
+					frameErr = err
+					failed <- err
+					return
+				}
+				// The storage went away: end the run (closing what can
+				// be closed) and keep the session for live view.
+				if cerr := rw.Close("storage unavailable: "+derr.Error(), now); cerr != nil {
+					s.log.Debug("recorder: closing the run on lost storage", "err", cerr)
+				}
+				p.stranded = rw.stranded
+				rw = nil
+				s.pause(derr)
+			} else {
+				s.countFrame(f.Size(), now)
+			}
+		}
 		lastFrame.Store(now.UnixNano())
 		if s.cfg.Live != nil {
 			s.cfg.Live.Publish(f)
@@ -292,8 +324,10 @@ func (s *Supervisor) session(ctx context.Context) error {
 	if err := c.Play(ctx, []int{video}, rcv); err != nil {
 		return err
 	}
-	s.setState(StateRecording, "")
-	s.log.Info("recorder: recording", "transport", c.Transport())
+	if rw != nil {
+		s.setState(StateRecording, "")
+		s.log.Info("recorder: recording", "transport", c.Transport())
+	}
 	var why error
 	// Packets that never make a frame (a camera sending garbage, a
 	// stream lost until a key frame that never comes) end the session
@@ -329,6 +363,9 @@ wait:
 	if ctx.Err() == nil {
 		reason = s.redact(why.Error())
 	}
+	if rw == nil {
+		return why
+	}
 	cerr := rw.Close(reason, s.cfg.Now())
 	if frameErr != nil && !errors.Is(frameErr, errDiscontinuity) && s.cfg.OnWriteError != nil {
 		// After Close, so the segment that hit the error is closed and
@@ -362,4 +399,57 @@ func (s *Supervisor) redact(msg string) string {
 		}
 	}
 	return msg
+}
+
+// paused is what a session keeps while its storage is unavailable.
+type paused struct {
+	// stranded is the segment the lost storage left in state writing.
+	stranded *store.Segment
+	// lastTry is when resume last looked at the storage.
+	lastTry time.Time
+}
+
+// pause reports that recording stopped because the storage is unavailable
+// (err names why); the session stays up for live viewers.
+func (s *Supervisor) pause(err error) {
+	reason := "recording paused, live view goes on: " + err.Error()
+	s.mu.Lock()
+	changed := s.reason != reason
+	s.state, s.reason = StateError, reason
+	s.mu.Unlock()
+	if changed {
+		s.log.Error("recorder: storage unavailable; recording paused until it returns", "err", err)
+	}
+}
+
+// resume reports whether recording can start again: it looks at the
+// storage at most once a second and, when it is back, first finishes the
+// segment the loss left open (as crash recovery does: complete fragments
+// kept and hashed, a torn tail cut, or the deletion recorded when the file
+// is gone). Called on the ingest goroutine.
+func (s *Supervisor) resume(p *paused, st store.Stream, now time.Time) bool {
+	if !p.lastTry.IsZero() && now.Sub(p.lastTry) < time.Second && now.Sub(p.lastTry) >= 0 {
+		return false
+	}
+	p.lastTry = now
+	if err := blob.Check(s.cfg.Disk); err != nil {
+		s.pause(err)
+		return false
+	}
+	if p.stranded != nil {
+		rc, _ := s.cfg.Chain.(RecoveryChain)
+		seg := p.stranded
+		if err := recoverSegment(context.Background(), s.cfg.Index, s.cfg.Disk, seg, st, rc); err != nil {
+			// The row stays in state writing; the next start's
+			// recovery tries again.
+			s.log.Error("recorder: finishing the segment the storage loss left open", "key", seg.Key, "err", err)
+		} else {
+			s.log.Info("recorder: finished the segment the storage loss left open", "key", seg.Key,
+				"bytes", seg.Bytes, "frames", seg.Frames)
+		}
+		p.stranded = nil
+	}
+	s.setState(StateRecording, "")
+	s.log.Info("recorder: storage is back; recording resumes at the next key frame")
+	return true
 }

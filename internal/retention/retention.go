@@ -247,6 +247,13 @@ func (r *Retention) floor(ctx context.Context, name string, d Disk, streams []st
 	if d.MinFree <= 0 || d.Free == nil {
 		return nil
 	}
+	if err := blob.Check(d.Store); err != nil {
+		// An unmounted disk's free space is its mount point's: ignore it.
+		if r.Logger != nil {
+			r.Logger.Warn("retention: storage unavailable; its floor is not applied", "storage", name, "err", err)
+		}
+		return nil
+	}
 	free, err := d.Free()
 	if err != nil {
 		return fmt.Errorf("retention: free space of %s: %w", name, err)
@@ -287,7 +294,7 @@ func (r *Retention) delete(ctx context.Context, sg store.Segment, reason string,
 		return nil
 	}
 	d, ok := r.Disks[sg.Disk]
-	if !ok {
+	if !ok || blob.Check(d.Store) != nil {
 		return nil // disk unavailable: keep the row, try again later
 	}
 	if r.Chain != nil {

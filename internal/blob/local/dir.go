@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,10 +35,12 @@ type Options struct {
 // concurrent use and do blocking I/O; ctx is checked before the work
 // starts (and between entries in List), not during a system call.
 type Dir struct {
-	dir  string
-	root *os.Root
-	id   Identity
-	init bool
+	dir   string
+	rootp atomic.Pointer[os.Root] // swapped when a returning disk is adopted
+	id    Identity
+	init  bool
+	now   func() time.Time
+	health
 }
 
 var _ blob.Store = (*Dir)(nil)
@@ -81,7 +84,9 @@ func Open(dir, name string, opts Options) (*Dir, error) {
 		root.Close()
 		return nil, err
 	}
-	return &Dir{dir: dir, root: root, id: id, init: init}, nil
+	d := &Dir{dir: dir, id: id, init: init, now: now}
+	d.rootp.Store(root)
+	return d, nil
 }
 
 // Name returns the disk name from the identity.
@@ -101,7 +106,10 @@ func (d *Dir) Path() string { return d.dir }
 
 // Close releases the directory handle. Open readers and writers stay
 // usable; further Store calls fail.
-func (d *Dir) Close() error { return d.root.Close() }
+func (d *Dir) Close() error { return d.root().Close() }
+
+// root is the directory handle all access goes through.
+func (d *Dir) root() *os.Root { return d.rootp.Load() }
 
 // checkKey validates key and keeps the identity files out of reach.
 func checkKey(key string) error {
@@ -147,6 +155,9 @@ func (d *Dir) Create(ctx context.Context, key string) (blob.Writer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, d.wrap("create", key, err)
 	}
+	if err := d.Check(); err != nil {
+		return nil, fmt.Errorf("create %s: %w", key, err)
+	}
 	parent := path.Dir(key)
 	var f *os.File
 	// A concurrent Delete may remove an empty parent directory between
@@ -156,7 +167,7 @@ func (d *Dir) Create(ctx context.Context, key string) (blob.Writer, error) {
 			return nil, d.wrap("create", key, err)
 		}
 		var err error
-		f, err = d.root.OpenFile(key, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		f, err = d.root().OpenFile(key, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 		if err == nil {
 			break
 		}
@@ -164,7 +175,7 @@ func (d *Dir) Create(ctx context.Context, key string) (blob.Writer, error) {
 			return nil, d.wrap("create", key, err)
 		}
 	}
-	if err := syncDir(d.root, parent); err != nil {
+	if err := syncDir(d.root(), parent); err != nil {
 		f.Close()
 		return nil, d.wrap("create", key, fmt.Errorf("sync directory: %w", err))
 	}
@@ -177,7 +188,7 @@ func (d *Dir) mkdirAll(dir string) error {
 	if dir == "." {
 		return nil
 	}
-	if st, err := d.root.Stat(dir); err == nil {
+	if st, err := d.root().Stat(dir); err == nil {
 		if !st.IsDir() {
 			return fmt.Errorf("%s: %w", dir, syscall.ENOTDIR)
 		}
@@ -186,14 +197,14 @@ func (d *Dir) mkdirAll(dir string) error {
 	if err := d.mkdirAll(path.Dir(dir)); err != nil {
 		return err
 	}
-	err := d.root.Mkdir(dir, 0o755)
+	err := d.root().Mkdir(dir, 0o755)
 	if errors.Is(err, fs.ErrExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	return syncDir(d.root, path.Dir(dir))
+	return syncDir(d.root(), path.Dir(dir))
 }
 
 // OpenAppend opens an existing object for writing, positioned at its end.
@@ -205,7 +216,10 @@ func (d *Dir) OpenAppend(ctx context.Context, key string) (blob.Writer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, d.wrap("open for append", key, err)
 	}
-	f, err := d.root.OpenFile(key, os.O_WRONLY, 0)
+	if err := d.Check(); err != nil {
+		return nil, fmt.Errorf("open %s for append: %w", key, err)
+	}
+	f, err := d.root().OpenFile(key, os.O_WRONLY, 0)
 	if err != nil {
 		return nil, d.wrap("open for append", key, err)
 	}
@@ -227,7 +241,7 @@ func (d *Dir) Open(ctx context.Context, key string) (blob.Reader, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, d.wrap("open", key, err)
 	}
-	f, err := d.root.Open(key)
+	f, err := d.root().Open(key)
 	if err != nil {
 		return nil, d.wrap("open", key, err)
 	}
@@ -251,7 +265,7 @@ func (d *Dir) Stat(ctx context.Context, key string) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, d.wrap("stat", key, err)
 	}
-	st, err := d.root.Stat(key)
+	st, err := d.root().Stat(key)
 	if err == nil && !st.Mode().IsRegular() {
 		err = fmt.Errorf("not a regular file: %w", fs.ErrNotExist)
 	}
@@ -272,14 +286,17 @@ func (d *Dir) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return d.wrap("delete", key, err)
 	}
-	st, err := d.root.Lstat(key)
+	if err := d.Check(); err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	st, err := d.root().Lstat(key)
 	if missing(err) || (err == nil && st.IsDir()) {
 		return nil
 	}
 	if err != nil {
 		return d.wrap("delete", key, err)
 	}
-	if err := d.root.Remove(key); err != nil {
+	if err := d.root().Remove(key); err != nil {
 		if missing(err) {
 			return nil
 		}
@@ -287,13 +304,13 @@ func (d *Dir) Delete(ctx context.Context, key string) error {
 	}
 	dir := path.Dir(key)
 	for dir != "." {
-		if err := d.root.Remove(dir); err != nil {
+		if err := d.root().Remove(dir); err != nil {
 			// Not empty (ENOTEMPTY/EEXIST), or gone already: stop.
 			break
 		}
 		dir = path.Dir(dir)
 	}
-	if err := syncDir(d.root, dir); err != nil && !missing(err) {
+	if err := syncDir(d.root(), dir); err != nil && !missing(err) {
 		return d.wrap("delete", key, fmt.Errorf("sync directory: %w", err))
 	}
 	return nil
@@ -314,7 +331,7 @@ func (d *Dir) List(ctx context.Context, prefix string) iter.Seq2[blob.Object, er
 			start = prefix[:i]
 		}
 		stopped := false
-		err := fs.WalkDir(d.root.FS(), start, func(p string, e fs.DirEntry, err error) error {
+		err := fs.WalkDir(d.root().FS(), start, func(p string, e fs.DirEntry, err error) error {
 			if err != nil {
 				if p == start && missing(err) {
 					return fs.SkipAll
@@ -363,10 +380,14 @@ type writer struct {
 	size int64
 }
 
-// Write writes p at the current position. On a short write (disk full:
+// Write writes p at the current position; it fails at once while the disk
+// is unavailable (Dir.Check). On a short write (disk full:
 // the error wraps syscall.ENOSPC) Size counts the bytes that did land;
 // Truncate can cut them off.
 func (w *writer) Write(p []byte) (int, error) {
+	if err := w.d.writable(); err != nil {
+		return 0, fmt.Errorf("write %s: %w", w.key, err)
+	}
 	n, err := w.f.Write(p)
 	w.size += int64(n)
 	if err != nil {
@@ -377,8 +398,12 @@ func (w *writer) Write(p []byte) (int, error) {
 
 func (w *writer) Size() int64 { return w.size }
 
-// Sync fsyncs the file.
+// Sync fsyncs the file, after checking that the disk is still there (see
+// Dir.Check): bytes are never vouched for on a disk that went away.
 func (w *writer) Sync() error {
+	if err := w.d.Check(); err != nil {
+		return fmt.Errorf("sync %s: %w", w.key, err)
+	}
 	if err := w.f.Sync(); err != nil {
 		return w.d.wrap("sync", w.key, err)
 	}
