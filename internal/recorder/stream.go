@@ -72,6 +72,47 @@ type runWriter struct {
 	// stranded is the row of a segment that could not be closed (its disk
 	// went away): still in state writing, vouching for what was synced.
 	stranded *store.Segment
+	// stepPending is how far the local clock stepped since the run
+	// started (see clockStepped); the run ends at the next key frame.
+	stepPending time.Duration
+}
+
+// clockStepped tells the run that the local wall clock jumped by step
+// (measured against a monotonic clock): an NTP step, a manual change, a
+// clock set at boot on a machine without a real-time clock. The run ends
+// at the next key frame (so no frame is lost) with the step as its
+// reason, and the next run is anchored at the new clock: its recordings
+// are labelled with the corrected time, where the 500 ppm steering
+// would take days to follow a step of minutes.
+func (r *runWriter) clockStepped(step time.Duration) {
+	if r.clock != nil {
+		r.stepPending += step
+	}
+}
+
+// anchor returns the wall time a new run starting at arrival gets: the
+// arrival, or, if that lies inside recordings this stream already has
+// (the local clock went back), the end of those recordings, so a stream's
+// runs never overlap (docs/time.md).
+func (r *runWriter) anchor(arrival time.Time) (time.Time, error) {
+	at := arrival
+	for range 16 {
+		runs, err := r.idx.Runs(r.ctx, r.streamID, at, at.Add(time.Nanosecond))
+		if err != nil {
+			return at, fmt.Errorf("runs at %s: %w", at.Format(time.RFC3339Nano), err)
+		}
+		later := at
+		for _, ru := range runs {
+			if ru.End.After(later) {
+				later = ru.End
+			}
+		}
+		if !later.After(at) {
+			break
+		}
+		at = later
+	}
+	return at, nil
 }
 
 // stagger spreads segment boundaries of different streams over the
@@ -191,7 +232,15 @@ func (r *runWriter) frame(f *ingest.Frame, arrival time.Time) error {
 			return err
 		}
 		frameWall := r.clock.start().Add(time.Duration(dts-r.clock.mediaEnd90k) * time.Second / 90000)
-		if !frameWall.Before(r.boundary) || f.ParamsChanged {
+		if r.stepPending != 0 {
+			if err := r.closeSegment(dts, arrival); err != nil {
+				return err
+			}
+			if err := r.idx.EndRun(r.ctx, r.run.ID, r.clock.start(), fmt.Sprintf("the local clock stepped %+.3f s", r.stepPending.Seconds())); err != nil {
+				return fmt.Errorf("end run: %w", err)
+			}
+			r.clock, r.run, r.stepPending = nil, store.Run{}, 0
+		} else if !frameWall.Before(r.boundary) || f.ParamsChanged {
 			if err := r.closeSegment(dts, arrival); err != nil {
 				return err
 			}
@@ -222,8 +271,12 @@ func (r *runWriter) frame(f *ingest.Frame, arrival time.Time) error {
 
 func (r *runWriter) openSegment(f *ingest.Frame, dts int64, arrival time.Time) error {
 	if r.clock == nil {
-		r.clock = newRunClock(dts, arrival)
-		run, err := r.idx.StartRun(r.ctx, r.streamID, arrival)
+		at, err := r.anchor(arrival)
+		if err != nil {
+			return err
+		}
+		r.clock = newRunClock(dts, at)
+		run, err := r.idx.StartRun(r.ctx, r.streamID, at)
 		if err != nil {
 			return fmt.Errorf("start run: %w", err)
 		}

@@ -52,6 +52,11 @@ type StreamConfig struct {
 	Logger     *slog.Logger
 	// Now is the local clock (default time.Now).
 	Now func() time.Time
+	// Mono is a monotonic clock (any origin) against which steps of Now
+	// are measured (see runWriter.clockStepped). With the default Now it
+	// is Go's monotonic clock; with an injected Now and no Mono, steps
+	// are not looked for.
+	Mono func() time.Duration
 	// OnWriteError, when set, is told (without blocking) when writing to
 	// storage failed, so retention can free space at once.
 	OnWriteError func(error)
@@ -137,6 +142,10 @@ func NewSupervisor(cfg StreamConfig, diskErr error) (*Supervisor, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+		if cfg.Mono == nil {
+			base := time.Now()
+			cfg.Mono = func() time.Duration { return time.Since(base) }
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -280,13 +289,27 @@ func (s *Supervisor) session(ctx context.Context) error {
 	s.winStart, s.winBytes = time.Time{}, 0
 	failed := make(chan error, 1)
 	var frameErr error
-	var lastFrame atomic.Int64 // unix ns of this session's last frame
-	lastFrame.Store(s.cfg.Now().UnixNano())
+	var lastFrame atomic.Int64 // s.elapsed() at this session's last frame
+	lastFrame.Store(int64(s.elapsed()))
+	var prevWall time.Time // wall and monotonic time of the previous frame
+	var prevMono time.Duration
 	rcv, err := ingest.NewReceiver(desc, []int{video}, s.cfg.Client.Transport == rtsp.UDP, func(f *ingest.Frame) {
 		if frameErr != nil {
 			return
 		}
 		now := s.cfg.Now()
+		if s.cfg.Mono != nil {
+			mono := s.cfg.Mono()
+			if !prevWall.IsZero() && rw != nil {
+				// Wall time without its monotonic reading, or Sub
+				// would use the latter and never see a step.
+				if step := now.Round(0).Sub(prevWall) - (mono - prevMono); step >= ClockStep || step <= -ClockStep {
+					s.log.Warn("recorder: the local clock stepped; a new run starts at the next key frame", "step", step)
+					rw.clockStepped(step)
+				}
+			}
+			prevWall, prevMono = now.Round(0), mono
+		}
 		if rw == nil && s.resume(p, st, now) {
 			rw = newRun()
 		}
@@ -310,7 +333,7 @@ func (s *Supervisor) session(ctx context.Context) error {
 				s.countFrame(f.Size(), now)
 			}
 		}
-		lastFrame.Store(now.UnixNano())
+		lastFrame.Store(int64(s.elapsed()))
 		if s.cfg.Live != nil {
 			s.cfg.Live.Publish(f)
 		}
@@ -351,7 +374,7 @@ wait:
 				why = errors.New("camera ended the session")
 			}
 		case <-watchdog.C:
-			if s.cfg.Now().Sub(time.Unix(0, lastFrame.Load())) < noFrames {
+			if s.elapsed()-time.Duration(lastFrame.Load()) < noFrames {
 				continue
 			}
 			why = fmt.Errorf("no usable video for %s: packets arrive but make no frame (corrupted or lost data)", noFrames)
@@ -377,6 +400,21 @@ wait:
 	}
 	return why
 }
+
+// elapsed is the clock the watchdog measures silence with: the monotonic
+// clock when there is one, so a step of the wall clock is not mistaken for
+// minutes without frames.
+func (s *Supervisor) elapsed() time.Duration {
+	if s.cfg.Mono != nil {
+		return s.cfg.Mono()
+	}
+	return time.Duration(s.cfg.Now().UnixNano())
+}
+
+// ClockStep is the smallest jump of the local wall clock, against the
+// monotonic clock between two frames, that ends a run (docs/time.md).
+// Smaller differences are left to the 500 ppm steering.
+const ClockStep = time.Second
 
 // noFramesTimeout ends a session whose packets yield no frame. Long
 // enough for cameras whose key frames come 20 s apart ("smart" codecs):
