@@ -109,6 +109,9 @@ type StreamInfo struct {
 }
 
 // Streams lists camera 1's main and sub streams (all cameras are alike).
+// Each camera also serves /camN/switch (H.264 only): the main stream's
+// clip and the sub-stream's in turn, changing the parameter sets (and the
+// resolution) every loop.
 func (s *Sim) Streams() []StreamInfo {
 	info := func(path string, c *clip) StreamInfo {
 		secs := float64(len(c.frames)) / FixtureFPS
@@ -119,9 +122,11 @@ func (s *Sim) Streams() []StreamInfo {
 }
 
 func (s *Sim) mount(path string) (rtsp.Stream, error) {
-	cam, sub := path, false
+	cam, sub, sw := path, false, false
 	if p, ok := strings.CutSuffix(path, "/sub"); ok {
 		cam, sub = p, true
+	} else if p, ok := strings.CutSuffix(path, "/switch"); ok {
+		cam, sw = p, true
 	}
 	n, ok := strings.CutPrefix(cam, "cam")
 	if !ok {
@@ -135,7 +140,14 @@ func (s *Sim) mount(path string) (rtsp.Stream, error) {
 	if sub {
 		c = s.sub
 	}
-	return &stream{sim: s, clip: c, name: path}, nil
+	st := &stream{sim: s, clip: c, name: path}
+	if sw {
+		if s.main.codec != s.sub.codec {
+			return nil, rtsp.ErrNotFound
+		}
+		st.next = s.sub
+	}
+	return st, nil
 }
 
 // stream is one camera stream as seen by one RTSP session.
@@ -143,6 +155,10 @@ type stream struct {
 	sim  *Sim
 	clip *clip
 	name string
+	// next, when set, alternates with clip at every loop (/camN/switch:
+	// the main stream's parameters, then the sub-stream's, and so on, as
+	// a camera whose resolution is changed while it streams).
+	next *clip
 }
 
 func (st *stream) SDP() []byte {
@@ -165,7 +181,8 @@ func (st *stream) Play(ctx context.Context, tracks []int, w rtsp.PacketWriter) e
 	rand.Read(rb[:])
 	seq := binary.BigEndian.Uint16(rb[0:2])
 	tsBase := binary.BigEndian.Uint32(rb[2:6])
-	frames := st.clip.frames
+	cur, other := st.clip, st.next
+	frames, pos := cur.frames, 0
 	frameDur := time.Duration(float64(time.Second) / FixtureFPS / st.sim.opts.Speed)
 	start := st.sim.opts.Now()
 	timer := time.NewTimer(0)
@@ -191,7 +208,15 @@ func (st *stream) Play(ctx context.Context, tracks []int, w rtsp.PacketWriter) e
 		} else if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		fr := &frames[n%len(frames)]
+		if pos == len(frames) {
+			pos = 0
+			if other != nil {
+				cur, other = other, cur
+				frames = cur.frames
+			}
+		}
+		fr := &frames[pos]
+		pos++
 		ts := tsBase + uint32(n)*FixtureFrameDur90k
 		for _, pkt := range fr.packets {
 			scratch = append(scratch[:0], pkt...)
