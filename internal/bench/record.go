@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -49,7 +50,15 @@ type Cost struct {
 	CPUSecPerStreamHr float64 `json:"cpu_seconds_per_stream_hour"`
 	RSSMiB            float64 `json:"rss_mib"`
 	RSSPerStreamMiB   float64 `json:"rss_per_stream_mib"`
+	// For the peers: the frames in their files (ffprobe -count_packets)
+	// against 25 fps × how long each ran (from its start, so the time it
+	// took to connect and reach a key frame counts as lost).
+	FramesRecorded int64   `json:"frames_recorded,omitempty"`
+	FramesExpected float64 `json:"frames_expected,omitempty"`
+	// CountErrors lists files ffprobe could not read (unfinished).
+	CountErrors []string `json:"count_errors,omitempty"`
 }
+
 
 // RecordResult is what Record measured.
 type RecordResult struct {
@@ -167,17 +176,22 @@ func Record(ctx context.Context, o RecordOptions) (*RecordResult, error) {
 			cmds = append(cmds, c)
 			pids = append(pids, c.Process.Pid)
 		}
+		began := time.Now()
 		time.Sleep(3 * time.Second)
 		bcost, _, err := measure(ctx, pids, o.Duration, o.Cameras)
 		for _, c := range cmds {
 			c.Process.Signal(syscall.SIGINT)
 		}
+		ran := time.Since(began)
 		for _, c := range cmds {
 			c.Wait()
 		}
 		if err != nil {
 			return nil, err
 		}
+		progress("counting the frames ffmpeg wrote")
+		bcost.FramesRecorded, bcost.CountErrors = countFrames(ctx, filepath.Join(o.Dir, "ffmpeg"))
+		bcost.FramesExpected = 25 * ran.Seconds() * float64(o.Cameras)
 		res.Baseline = bcost
 		if bcost.CPUSecPerStreamHr > 0 {
 			res.CPURatio = res.Custos.CPUSecPerStreamHr / bcost.CPUSecPerStreamHr
@@ -281,10 +295,46 @@ func measureMotion(ctx context.Context, o RecordOptions, simAddr string, progres
 	if err := c.Start(); err != nil {
 		return nil, fmt.Errorf("start motion: %w", err)
 	}
-	defer func() { c.Process.Signal(syscall.SIGTERM); c.Wait() }()
+	began := time.Now()
 	time.Sleep(8 * time.Second) // connect and start the movies
 	cost, _, err := measure(ctx, []int{c.Process.Pid}, o.Duration, o.Cameras)
-	return cost, err
+	c.Process.Signal(syscall.SIGTERM)
+	ran := time.Since(began)
+	c.Wait()
+	if err != nil {
+		return nil, err
+	}
+	progress("counting the frames motion wrote")
+	cost.FramesRecorded, cost.CountErrors = countFrames(ctx, dir)
+	cost.FramesExpected = 25 * ran.Seconds() * float64(o.Cameras)
+	return cost, nil
+}
+
+// countFrames counts the video packets (frames) in every movie file under
+// dir with ffprobe, and names the files it could not read.
+func countFrames(ctx context.Context, dir string) (int64, []string) {
+	var total int64
+	var bad []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		switch filepath.Ext(p) {
+		case ".mp4", ".mkv", ".mov":
+		default:
+			return nil
+		}
+		out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-select_streams", "v:0", "-count_packets",
+			"-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", p).Output()
+		n, perr := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+		if err != nil || perr != nil {
+			bad = append(bad, filepath.Base(p))
+			return nil
+		}
+		total += n
+		return nil
+	})
+	return total, bad
 }
 
 // measure sums the CPU time of pids over d and their RSS at the end.
