@@ -52,13 +52,9 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	defer idx.Close()
 	disks := map[string]blob.Store{}
 	for _, sc := range cfg.Storage {
-		// Never initialise a directory from check: only open disks that
+		// Never initialise a directory here: only open disks that
 		// already carry their identity.
-		if _, err := os.Stat(filepath.Join(sc.Path, "custos-disk.json")); err != nil {
-			e.log.Warn("check: storage unavailable", "storage", sc.Name, "path", sc.Path, "err", err)
-			continue
-		}
-		d, err := local.Open(sc.Path, sc.Name, local.Options{})
+		d, err := local.Open(sc.Path, sc.Name, local.Options{Existing: true})
 		if err != nil {
 			e.log.Warn("check: storage unavailable", "storage", sc.Name, "err", err)
 			continue

@@ -184,11 +184,7 @@ func openReadOnly(e *env, cfg *config.Config, cmd string) (*sqlite.Store, map[st
 	}
 	disks := map[string]blob.Store{}
 	for _, sc := range cfg.Storage {
-		if _, err := os.Stat(filepath.Join(sc.Path, "custos-disk.json")); err != nil {
-			e.log.Warn(cmd+": storage unavailable", "storage", sc.Name, "path", sc.Path, "err", err)
-			continue
-		}
-		d, err := local.Open(sc.Path, sc.Name, local.Options{})
+		d, err := local.Open(sc.Path, sc.Name, local.Options{Existing: true})
 		if err != nil {
 			e.log.Warn(cmd+": storage unavailable", "storage", sc.Name, "err", err)
 			continue

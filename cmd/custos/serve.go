@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -99,9 +100,9 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 	disks := map[string]blob.Store{}
 	diskErr := map[string]error{}
 	for _, sc := range cfg.Storage {
-		d, err := openDisk(ctx, idx, sc, cfg.DataDir)
+		d, err := openDisk(ctx, idx, sc, cfg.DataDir, e.log)
 		if err != nil {
-			e.log.Error("storage unavailable: its cameras will not record", "storage", sc.Name, "err", err)
+			e.log.Error("storage: cannot read the index about it; its cameras will not record", "storage", sc.Name, "err", err)
 			diskErr[sc.Name] = err
 			continue
 		}
@@ -264,27 +265,27 @@ func (mc managedCameras) List() []api.Camera {
 
 // openDisk opens a storage directory. The default directory under data_dir
 // is created on first use; any other must exist (a missing directory is an
-// unmounted disk). A directory that had no identity and was just
-// initialised is refused if the index already has recordings on that disk:
-// that is an empty mount point, not a new disk.
-func openDisk(ctx context.Context, idx store.Store, sc config.Storage, dataDir string) (blob.Store, error) {
+// unmounted disk). An empty directory becomes a new disk only if the index
+// has no recordings on that disk: otherwise it is the mount point of a disk
+// that is not mounted, and nothing is written into it. A disk that cannot
+// be opened (missing, not mounted, another disk there) is returned as a
+// local.OpenLater Dir, which reports why and is adopted when the disk
+// appears; its cameras keep their live view meanwhile. The error is only
+// for a failing index.
+func openDisk(ctx context.Context, idx store.Store, sc config.Storage, dataDir string, log *slog.Logger) (*local.Dir, error) {
 	if sc.Name == "default" && sc.Path == filepath.Join(dataDir, "recordings") {
 		if err := os.MkdirAll(sc.Path, 0o750); err != nil {
 			return nil, fmt.Errorf("storage %s: %w", sc.Path, err)
 		}
 	}
-	d, err := local.Open(sc.Path, sc.Name, local.Options{})
+	has, err := idx.HasSegmentsOn(ctx, sc.Name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("storage %s: %w", sc.Name, err)
 	}
-	if d.Initialized() {
-		has, err := idx.HasSegmentsOn(ctx, sc.Name)
-		if err != nil {
-			return nil, err
-		}
-		if has {
-			return nil, fmt.Errorf("storage %s at %s: the directory was empty but the index has recordings there: disk not mounted? (remove %s/custos-disk.json after mounting)", sc.Name, sc.Path, sc.Path)
-		}
+	d, err := local.Open(sc.Path, sc.Name, local.Options{Existing: has})
+	if err != nil {
+		log.Error("storage unavailable: its cameras will record when it appears", "storage", sc.Name, "err", err)
+		return local.OpenLater(sc.Path, sc.Name, err, local.Options{}), nil
 	}
 	return d, nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/custos-nvr/custos/internal/api"
+	"github.com/custos-nvr/custos/internal/blob/local"
 	"github.com/custos-nvr/custos/internal/config"
 	"github.com/custos-nvr/custos/internal/sim"
 )
@@ -255,15 +256,110 @@ cameras:
 	for {
 		var cams []api.CameraJSON
 		getJSON(t, srv.authURL()+"/api/cameras", &cams)
-		if cams[0].Status == "recording" {
-			if cams[1].Status != "error" || !strings.Contains(cams[1].Reason, "storage unavailable") || !strings.Contains(cams[1].Reason, "missing-dir") {
+		if cams[0].Status == "recording" && cams[1].Status == "error" {
+			if !strings.Contains(cams[1].Reason, "storage unavailable") || !strings.Contains(cams[1].Reason, "missing-dir") {
 				t.Errorf("camera on the missing disk: %+v", cams[1])
 			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("camera on the good disk not recording: %+v", cams)
+			t.Fatalf("camera on the good disk not recording, or the other not reporting its disk: %+v", cams)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Its live view works without the disk.
+	if n := liveFrames(t, srv.addr, srv.adminPassword, "b", 2*time.Second); n < 25 {
+		t.Errorf("live view of the camera without its disk: %d frames in 2 s", n)
+	}
+	// The disk is mounted late (a NAS after boot): recording starts.
+	missing := filepath.Join(dir, "missing-dir")
+	staging := filepath.Join(dir, "staging")
+	os.Mkdir(staging, 0o755)
+	d, err := local.Open(staging, "gone", local.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if err := os.Rename(staging, missing); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		var cams []api.CameraJSON
+		getJSON(t, srv.authURL()+"/api/cameras", &cams)
+		if cams[1].Status == "recording" && cams[1].Streams[0].Frames > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the camera did not start recording when its disk appeared: %+v", cams[1])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestServeEmptyMountPoint: a disk that holds recordings is not mounted
+// when the server starts. Its empty mount point gets nothing written into
+// it (no identity either); the camera waits, and records when the disk is
+// mounted.
+func TestServeEmptyMountPoint(t *testing.T) {
+	t.Parallel()
+	simAddr := startSimulator(t, sim.Options{Cameras: 1})
+	dir := t.TempDir()
+	usb := filepath.Join(dir, "usb")
+	os.Mkdir(usb, 0o755)
+	cfg, err := config.Parse([]byte(fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\nstorage:\n  - {name: usb, path: %s}\ncameras:\n  - {name: a, url: \"rtsp://%s/cam1\", storage: usb}\n",
+		dir, usb, simAddr)), "test.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler),
+		env: map[string]string{"CUSTOS_ADMIN_PASSWORD": "admin-password"}}
+	waitFrames := func(srv *server) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var cams []api.CameraJSON
+			getJSON(t, srv.authURL()+"/api/cameras", &cams)
+			if cams[0].Status == "recording" && cams[0].Streams[0].Frames > 25 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not recording: %+v", cams[0])
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// First start: a new disk, recorded on.
+	srv, err := startServer(context.Background(), e, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFrames(srv)
+	srv.stop()
+	// The disk is "unmounted": its files move away, the mount point stays.
+	if err := os.Rename(usb, usb+".disk"); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(usb, 0o755)
+	srv, err = startServer(context.Background(), e, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.stop()
+	srv.adminPassword = "admin-password" // created by the first start
+	time.Sleep(2 * time.Second)
+	var cams []api.CameraJSON
+	getJSON(t, srv.authURL()+"/api/cameras", &cams)
+	if cams[0].Status != "error" || !strings.Contains(cams[0].Reason, "unmounted") {
+		t.Errorf("camera on the unmounted disk: %+v", cams[0])
+	}
+	if ents, _ := os.ReadDir(usb); len(ents) != 0 {
+		t.Fatalf("the empty mount point got %d entries", len(ents))
+	}
+	// Mounted again.
+	os.Remove(usb)
+	if err := os.Rename(usb+".disk", usb); err != nil {
+		t.Fatal(err)
+	}
+	waitFrames(srv)
 }

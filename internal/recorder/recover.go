@@ -37,7 +37,7 @@ func Recover(ctx context.Context, idx store.Store, disks map[string]blob.Store, 
 	for i := range segs {
 		seg := &segs[i]
 		d := disks[seg.Disk]
-		if d == nil {
+		if d == nil || blob.Check(d) != nil {
 			continue
 		}
 		if err := recoverSegment(ctx, idx, d, seg, names[seg.StreamID], chain); err != nil {
@@ -52,7 +52,7 @@ func Recover(ctx context.Context, idx store.Store, disks map[string]blob.Store, 
 	}
 	for _, g := range garbage {
 		d := disks[g.Disk]
-		if d == nil {
+		if d == nil || blob.Check(d) != nil {
 			continue
 		}
 		if err := d.Delete(ctx, g.Key); err != nil {

@@ -23,8 +23,13 @@ type Options struct {
 	// it is not empty (adopting an existing directory). It never replaces
 	// an existing identity.
 	Init bool
-	// Now supplies the creation time for a new identity; nil means
-	// time.Now.
+	// Existing refuses to initialise: the directory must already carry
+	// this disk's identity. Set it for a disk that is known to hold
+	// recordings, so that the empty mount point of an unmounted disk is
+	// refused (ErrNoIdentity) rather than taken for a new disk.
+	Existing bool
+	// Now supplies the creation time for a new identity and the clock of
+	// Check; nil means time.Now.
 	Now func() time.Time
 }
 
@@ -36,8 +41,9 @@ type Options struct {
 // starts (and between entries in List), not during a system call.
 type Dir struct {
 	dir   string
+	name  string
 	rootp atomic.Pointer[os.Root] // swapped when a returning disk is adopted
-	id    Identity
+	id    Identity                // guarded by health.mu
 	init  bool
 	now   func() time.Time
 	health
@@ -79,24 +85,47 @@ func Open(dir, name string, opts Options) (*Dir, error) {
 	if now == nil {
 		now = time.Now
 	}
-	id, init, err := loadIdentity(root, dir, name, opts.Init, now)
+	id, init, err := loadIdentity(root, dir, name, opts.Init, opts.Existing, now)
 	if err != nil {
 		root.Close()
 		return nil, err
 	}
-	d := &Dir{dir: dir, id: id, init: init, now: now}
+	d := &Dir{dir: dir, name: name, id: id, init: init, now: now}
 	d.rootp.Store(root)
 	return d, nil
 }
 
-// Name returns the disk name from the identity.
-func (d *Dir) Name() string { return d.id.Name }
+// OpenLater returns a Dir for the disk called name that is not at dir yet
+// (Open failed with why: the directory is missing, or is the empty mount
+// point of a disk that held recordings). The Dir is unavailable (see
+// Check) until a directory carrying an identity for name appears at dir,
+// for instance when the disk is mounted after the server started; Check
+// then adopts it and the Dir works as if Open had succeeded. It never
+// initialises a directory. It does no I/O.
+func OpenLater(dir, name string, why error, opts Options) *Dir {
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	d := &Dir{dir: dir, name: name, now: now}
+	err := fmt.Errorf("storage %q at %s: %w: waiting for the disk: %w", name, dir, blob.ErrUnavailable, why)
+	d.down.Store(&err)
+	return d
+}
 
-// ID returns the disk's random id (32 hex digits).
-func (d *Dir) ID() string { return d.id.ID }
+// Name returns the disk name from the identity.
+func (d *Dir) Name() string { return d.name }
+
+// ID returns the disk's random id (32 hex digits); empty for a Dir from
+// OpenLater whose disk has not appeared yet.
+func (d *Dir) ID() string { return d.Identity().ID }
 
 // Identity returns the whole identity record.
-func (d *Dir) Identity() Identity { return d.id }
+func (d *Dir) Identity() Identity {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.id
+}
 
 // Initialized reports whether this Open wrote a fresh identity.
 func (d *Dir) Initialized() bool { return d.init }
@@ -106,10 +135,35 @@ func (d *Dir) Path() string { return d.dir }
 
 // Close releases the directory handle. Open readers and writers stay
 // usable; further Store calls fail.
-func (d *Dir) Close() error { return d.root().Close() }
+func (d *Dir) Close() error {
+	if r := d.rootp.Load(); r != nil {
+		return r.Close()
+	}
+	return nil
+}
 
-// root is the directory handle all access goes through.
-func (d *Dir) root() *os.Root { return d.rootp.Load() }
+// root is the directory handle all access goes through. A Dir from
+// OpenLater has none until its disk appears: it then stands for a closed
+// root, whose every operation fails.
+func (d *Dir) root() *os.Root {
+	if r := d.rootp.Load(); r != nil {
+		return r
+	}
+	return closedRoot
+}
+
+// closedRoot is an os.Root that was closed: every call on it fails.
+var closedRoot = func() *os.Root {
+	r, err := os.OpenRoot(os.TempDir())
+	if err != nil {
+		r, err = os.OpenRoot("/")
+	}
+	if err != nil {
+		panic(err)
+	}
+	r.Close()
+	return r
+}()
 
 // checkKey validates key and keeps the identity files out of reach.
 func checkKey(key string) error {

@@ -58,7 +58,7 @@ func (d *Dir) Check() error {
 	d.checkedAt = now
 	err := d.probe()
 	if err != nil {
-		err = fmt.Errorf("storage %q at %s: %w: %w", d.id.Name, d.dir, blob.ErrUnavailable, err)
+		err = fmt.Errorf("storage %q at %s: %w: %w", d.name, d.dir, blob.ErrUnavailable, err)
 		d.down.Store(&err)
 		return err
 	}
@@ -68,49 +68,67 @@ func (d *Dir) Check() error {
 
 // probe looks at the directory. Called with d.mu held.
 func (d *Dir) probe() error {
+	cur := d.rootp.Load() // nil: from OpenLater, the disk never seen
 	pst, err := os.Stat(d.dir)
 	if errors.Is(err, fs.ErrNotExist) {
+		if cur == nil {
+			return errors.New("the directory does not exist (disk not mounted?)")
+		}
 		return errors.New("the directory is gone (removed, moved or its disk unmounted)")
 	}
 	if err != nil {
 		return err
 	}
-	rst, rerr := d.root().Stat(".")
-	if rerr == nil && os.SameFile(pst, rst) {
-		return d.sameIdentity(d.root(), "the identity file")
+	if cur != nil {
+		rst, rerr := cur.Stat(".")
+		if rerr == nil && os.SameFile(pst, rst) {
+			_, err := d.sameIdentity(cur, "the identity file")
+			return err
+		}
 	}
 	// The path leads elsewhere: an unmounted disk's empty mount point, a
-	// new directory, or this disk mounted again.
+	// new directory, or this disk mounted (again).
+	what := "the directory now at this path: its identity file"
+	if cur == nil {
+		what = "the identity file"
+	}
 	nr, err := os.OpenRoot(d.dir)
 	if err != nil {
-		return fmt.Errorf("the path now leads to another directory, which cannot be opened: %w", err)
+		return fmt.Errorf("the directory cannot be opened: %w", err)
 	}
-	if err := d.sameIdentity(nr, "the directory now at this path: its identity file"); err != nil {
+	id, err := d.sameIdentity(nr, what)
+	if err != nil {
 		nr.Close()
 		return err
 	}
-	old := d.rootp.Swap(nr)
-	old.Close() // open files do not need it
+	d.id = id
+	if old := d.rootp.Swap(nr); old != nil {
+		old.Close() // open files do not need it
+	}
 	return nil
 }
 
-// sameIdentity checks that root carries this disk's identity file.
-func (d *Dir) sameIdentity(root *os.Root, what string) error {
+// sameIdentity checks that root carries this disk's identity file: the
+// same id, or for a disk never seen (OpenLater) the same name.
+func (d *Dir) sameIdentity(root *os.Root, what string) (Identity, error) {
+	var id Identity
 	b, err := readFile(root, IdentityFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s %s is missing (disk unmounted, or its files removed?)", what, IdentityFile)
+		return id, fmt.Errorf("%s %s is missing (disk unmounted, or its files removed?)", what, IdentityFile)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return id, fmt.Errorf("%s: %w", what, err)
 	}
-	var id Identity
-	if err := json.Unmarshal(b, &id); err != nil {
-		return fmt.Errorf("%s %s is corrupt: %v", what, IdentityFile, err)
+	if err := json.Unmarshal(b, &id); err != nil || id.ID == "" {
+		return id, fmt.Errorf("%s %s is corrupt: %v", what, IdentityFile, err)
 	}
-	if id.ID != d.id.ID {
-		return fmt.Errorf("%s names disk %q (id %s), not this disk (id %s): %w", what, id.Name, id.ID, d.id.ID, ErrWrongDisk)
+	switch {
+	case d.id.ID != "" && id.ID != d.id.ID:
+		return id, fmt.Errorf("%s names disk %q (id %s), not this disk (id %s): %w", what, id.Name, id.ID, d.id.ID, ErrWrongDisk)
+	case id.Name != d.name:
+		return id, fmt.Errorf("%s names disk %q (id %s), not %q: %w", what, id.Name, id.ID, d.name, ErrWrongDisk)
 	}
-	return nil
+	return id, nil
 }
 
 // writable returns the reason writing must not happen now, or nil. It

@@ -166,3 +166,83 @@ func TestDirIdentityRemoved(t *testing.T) {
 	clk.step()
 	wantUnavailable(t, "Check", d.Check(), "removed")
 }
+
+// TestOpenLater: a disk that is not there at start (missing directory,
+// then an empty mount point, then another disk) is waited for, never
+// initialised, and adopted when a directory with its identity appears.
+func TestOpenLater(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "nas")
+	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	_, why := Open(dir, "nas", Options{Existing: true})
+	if !errors.Is(why, ErrNoIdentity) {
+		t.Fatalf("Open of a missing directory = %v", why)
+	}
+	d := OpenLater(dir, "nas", why, Options{Now: clk.now})
+	defer d.Close()
+	wantUnavailable(t, "before any Check", d.Check(), "nas", "does not exist")
+	if _, err := d.Create(ctx, "cam/a.mp4"); !errors.Is(err, blob.ErrUnavailable) {
+		t.Fatalf("Create = %v", err)
+	}
+	if _, err := d.Open(ctx, "cam/a.mp4"); err == nil {
+		t.Fatal("Open of an object on a disk not there succeeded")
+	}
+	if d.ID() != "" {
+		t.Errorf("ID before the disk appeared = %q", d.ID())
+	}
+
+	// The empty mount point: Existing refuses it, and the waiting Dir
+	// writes nothing into it.
+	must(t, os.Mkdir(dir, 0o755))
+	if _, err := Open(dir, "nas", Options{Existing: true}); !errors.Is(err, ErrNoIdentity) {
+		t.Fatalf("Open(Existing) of an empty directory = %v", err)
+	}
+	clk.step()
+	wantUnavailable(t, "empty directory", d.Check(), IdentityFile)
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("the empty mount point got %d entries", len(ents))
+	}
+
+	// Another disk mounted there is not adopted.
+	other := filepath.Join(t.TempDir(), "other")
+	must(t, os.Mkdir(other, 0o755))
+	o, err := Open(other, "usb", Options{})
+	must(t, err)
+	o.Close()
+	must(t, os.Remove(dir))
+	must(t, os.Rename(other, dir))
+	clk.step()
+	if err := d.Check(); !errors.Is(err, ErrWrongDisk) {
+		t.Fatalf("Check with another disk there = %v", err)
+	}
+
+	// The disk appears: adopted, with its id.
+	must(t, os.RemoveAll(dir))
+	nas := filepath.Join(t.TempDir(), "nas-disk")
+	must(t, os.Mkdir(nas, 0o755))
+	n, err := Open(nas, "nas", Options{})
+	must(t, err)
+	id := n.ID()
+	n.Close()
+	must(t, os.Rename(nas, dir))
+	clk.step()
+	if err := d.Check(); err != nil {
+		t.Fatalf("Check after the disk appeared: %v", err)
+	}
+	if d.ID() != id {
+		t.Errorf("ID = %q, want %q", d.ID(), id)
+	}
+	w, err := d.Create(ctx, "cam/a.mp4")
+	must(t, err)
+	w.Close()
+	if _, err := os.Stat(filepath.Join(dir, "cam", "a.mp4")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

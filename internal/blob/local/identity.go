@@ -43,7 +43,7 @@ type Identity struct {
 // loadIdentity reads and checks the identity of the directory behind
 // root, initialising it when the directory is empty or init is set.
 // It reports whether it wrote a new identity.
-func loadIdentity(root *os.Root, dir, name string, init bool, now func() time.Time) (Identity, bool, error) {
+func loadIdentity(root *os.Root, dir, name string, init, existing bool, now func() time.Time) (Identity, bool, error) {
 	var id Identity
 	b, err := readFile(root, IdentityFile)
 	switch {
@@ -60,6 +60,9 @@ func loadIdentity(root *os.Root, dir, name string, init bool, now func() time.Ti
 		return id, false, nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return id, false, fmt.Errorf("storage %s: read identity: %w", dir, err)
+	}
+	if existing {
+		return id, false, fmt.Errorf("storage %s: no %s for disk %q (disk not mounted?): %w", dir, IdentityFile, name, ErrNoIdentity)
 	}
 	if !init {
 		empty, err := isEmpty(root)
