@@ -159,6 +159,7 @@ func startDemoServer(ctx context.Context, e *env, simAddr string, cameras int, h
 	if err != nil {
 		return nil, nil, fmt.Errorf("demo configuration: %w", err)
 	}
+	tuneGC()
 	srv, err := startServer(ctx, e, cfg)
 	if err != nil {
 		if removeData {
