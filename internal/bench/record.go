@@ -59,7 +59,6 @@ type Cost struct {
 	CountErrors []string `json:"count_errors,omitempty"`
 }
 
-
 // RecordResult is what Record measured.
 type RecordResult struct {
 	Cameras        int     `json:"cameras"`

@@ -83,6 +83,30 @@ type Writer interface {
 	Close() error
 }
 
+// BuffersWriter is implemented by Writers that can append several buffers
+// with one system call (writev). It behaves as one Write of the buffers
+// concatenated: on error, the bytes that landed are counted in Size.
+type BuffersWriter interface {
+	WriteBuffers(bufs [][]byte) (int64, error)
+}
+
+// WriteBuffers appends bufs to w in order: in one call when w is a
+// BuffersWriter, else one Write each. It returns the bytes written.
+func WriteBuffers(w Writer, bufs [][]byte) (int64, error) {
+	if bw, ok := w.(BuffersWriter); ok {
+		return bw.WriteBuffers(bufs)
+	}
+	var total int64
+	for _, b := range bufs {
+		n, err := w.Write(b)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
 // FileReader is a Reader backed by an operating-system file, which
 // servers can hand to sendfile. Optional: callers check with a type
 // assertion.

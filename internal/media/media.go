@@ -61,6 +61,55 @@ type AccessUnit struct {
 	// Seq is the RTP sequence number of the last packet of the unit, for
 	// error messages that must locate a packet in a capture.
 	Seq uint16
+	// Sample is the unit as one MP4 sample (each NAL unit after a 4-byte
+	// big-endian length, access unit delimiters left out: what
+	// mp4.AppendSampleData makes), sharing memory with NALUs, so that a
+	// recorder can write it without copying. Nil when the producer did not
+	// lay it out; the caller owns it like NALUs.
+	Sample []byte
+}
+
+// IsAUD reports whether nalu is an H.264 or H.265 access unit delimiter,
+// which MP4 samples leave out.
+func IsAUD(nalu []byte) bool {
+	return len(nalu) > 0 && len(nalu) <= 5 && (nalu[0] == 0x09 || nalu[0] == 0x46)
+}
+
+// LayOutUnit copies the n NAL units found at span(i) in data into one new
+// buffer of exactly the size needed: first every unit an MP4 sample keeps
+// (not empty, not an access unit delimiter) after its 4-byte big-endian
+// length, then the delimiters. It returns the NAL units in their original
+// order (slices of the buffer, capacity capped) and the sample (the
+// buffer's first part). One allocation besides the slice headers.
+func LayOutUnit(data []byte, n int, span func(i int) (off, end int)) (nalus [][]byte, sample []byte) {
+	size, rest := 0, 0
+	for i := range n {
+		off, end := span(i)
+		if nalu := data[off:end]; len(nalu) > 0 && !IsAUD(nalu) {
+			size += 4 + len(nalu)
+		} else {
+			rest += len(nalu)
+		}
+	}
+	buf := make([]byte, size+rest)
+	nalus = make([][]byte, n)
+	at, tail := 0, size
+	for i := range n {
+		off, end := span(i)
+		nalu := data[off:end]
+		if len(nalu) > 0 && !IsAUD(nalu) {
+			l := len(nalu)
+			buf[at], buf[at+1], buf[at+2], buf[at+3] = byte(l>>24), byte(l>>16), byte(l>>8), byte(l)
+			copy(buf[at+4:], nalu)
+			nalus[i] = buf[at+4 : at+4+l : at+4+l]
+			at += 4 + l
+			continue
+		}
+		copy(buf[tail:], nalu)
+		nalus[i] = buf[tail : tail+len(nalu) : tail+len(nalu)]
+		tail += len(nalu)
+	}
+	return nalus, buf[:size:size]
 }
 
 // Size returns the total payload bytes of the NAL units.

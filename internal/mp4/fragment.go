@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/custos-nvr/custos/internal/media"
 )
 
 // Sample is one access unit of a fragment, in decoding order.
@@ -230,16 +232,11 @@ func AppendSampleData(dst []byte, nalus [][]byte) []byte {
 		dst = grown
 	}
 	for _, n := range nalus {
-		if len(n) == 0 || isAUD(n) {
+		if len(n) == 0 || media.IsAUD(n) {
 			continue
 		}
 		dst = be32(dst, uint32(len(n)))
 		dst = append(dst, n...)
 	}
 	return dst
-}
-
-// isAUD reports whether nalu is an H.264 or H.265 access unit delimiter.
-func isAUD(nalu []byte) bool {
-	return len(nalu) <= 5 && (nalu[0] == 0x09 || nalu[0] == 0x46)
 }

@@ -31,6 +31,7 @@ type segmentFile struct {
 	dirty          bool
 	fragSeq        uint32
 	buf            []byte
+	iov            [][]byte // header and parts of the fragment being written
 	// durSinceStart90k is the media time written so far (sum of sample
 	// durations); the next fragment's base decode time (tfdt) is
 	// runOffset90k plus it, so decode times run on across the segments
@@ -105,20 +106,20 @@ func createSegment(ctx context.Context, disk blob.Store, idx store.Store, seg st
 	return &segmentFile{w: w, idx: idx, seg: seg, lastSync: now, initHash: initHash, runOffset90k: runOffset90k}, nil
 }
 
-// appendFragment writes one fragment of samples whose data is concatenated
-// in data, then syncs and updates the row if fsyncEvery has passed.
-func (s *segmentFile) appendFragment(ctx context.Context, samples []mp4.Sample, data []byte, keys int, now time.Time, fsyncEvery time.Duration) error {
+// appendFragment writes one fragment of samples whose data is parts in
+// order (dataLen bytes in all), then syncs and updates the row if
+// fsyncEvery has passed.
+func (s *segmentFile) appendFragment(ctx context.Context, samples []mp4.Sample, parts [][]byte, dataLen int, keys int, now time.Time, fsyncEvery time.Duration) error {
 	if len(samples) == 0 {
 		return nil
 	}
 	s.fragSeq++
 	offset := s.seg.Bytes + s.unsyncedBytes
-	// Header and data in two writes: the sample data is never copied.
-	s.buf = mp4.AppendFragmentHeader(s.buf[:0], s.fragSeq, uint64(s.runOffset90k+s.durSinceStart90k), samples, len(data))
-	_, err := s.w.Write(s.buf)
-	if err == nil {
-		_, err = s.w.Write(data)
-	}
+	// Header and samples in one writev: the sample data is never copied.
+	s.buf = mp4.AppendFragmentHeader(s.buf[:0], s.fragSeq, uint64(s.runOffset90k+s.durSinceStart90k), samples, dataLen)
+	s.iov = append(append(s.iov[:0], s.buf), parts...)
+	_, err := blob.WriteBuffers(s.w, s.iov)
+	clear(s.iov)
 	if err != nil {
 		// Cut what may have been half-written so the file stays a clean
 		// sequence of fragments; the caller decides whether to go on.
@@ -134,11 +135,13 @@ func (s *segmentFile) appendFragment(ctx context.Context, samples []mp4.Sample, 
 	}
 	s.hasher.Reset()
 	s.hasher.Write(s.buf)
-	s.hasher.Write(data)
+	for _, p := range parts {
+		s.hasher.Write(p)
+	}
 	var sum [32]byte
 	s.fragHashes = append(s.fragHashes, [32]byte(s.hasher.Sum(sum[:0])))
 	s.index.AddFragment(offset, len(s.buf), samples)
-	s.unsyncedBytes += int64(len(s.buf) + len(data))
+	s.unsyncedBytes += int64(len(s.buf) + dataLen)
 	s.unsyncedFrames += int64(len(samples))
 	s.unsyncedKeys += int64(keys)
 	s.dirty = true

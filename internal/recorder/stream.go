@@ -55,9 +55,11 @@ type runWriter struct {
 	boundary time.Time
 
 	// pending is the fragment being built; its last sample's duration is
-	// unknown until the next frame arrives.
+	// unknown until the next frame arrives. parts are the samples' bytes,
+	// the frames' own buffers (not copied: written with one writev).
 	samples   []mp4.Sample
-	data      []byte
+	parts     [][]byte
+	partBytes int
 	keys      int
 	prevPTS   int64
 	prevDTS   int64
@@ -201,9 +203,10 @@ func (r *runWriter) frame(f *ingest.Frame, arrival time.Time) error {
 		if step == 0 && len(r.samples) > 0 {
 			// Same picture split over several units (cameras that set the
 			// RTP marker on every slice): it belongs to the last sample.
-			n := len(r.data)
-			r.data = mp4.AppendSampleData(r.data, f.NALUs)
-			r.samples[len(r.samples)-1].Size += uint32(len(r.data) - n)
+			sample := sampleOf(f)
+			r.parts = append(r.parts, sample)
+			r.partBytes += len(sample)
+			r.samples[len(r.samples)-1].Size += uint32(len(sample))
 			return nil
 		}
 		if step > maxFrameGap90k || step < -maxFrameGap90k || step == 0 {
@@ -258,9 +261,10 @@ func (r *runWriter) frame(f *ingest.Frame, arrival time.Time) error {
 	if len(r.samples) == 0 {
 		r.fragStart = dts
 	}
-	start := len(r.data)
-	r.data = mp4.AppendSampleData(r.data, f.NALUs)
-	r.samples = append(r.samples, mp4.Sample{Size: uint32(len(r.data) - start), Key: f.Key, Dur90k: r.lastDur,
+	sample := sampleOf(f)
+	r.parts = append(r.parts, sample)
+	r.partBytes += len(sample)
+	r.samples = append(r.samples, mp4.Sample{Size: uint32(len(sample)), Key: f.Key, Dur90k: r.lastDur,
 		CTSOffset90k: int32(f.PTS90k - dts)})
 	if f.Key {
 		r.keys++
@@ -316,9 +320,19 @@ func (r *runWriter) flushFragment(now time.Time) error {
 	if len(r.samples) == 0 {
 		return nil
 	}
-	err := r.seg.appendFragment(r.ctx, r.samples, r.data, r.keys, now, r.fsyncEvery)
-	r.samples, r.data, r.keys = r.samples[:0], r.data[:0], 0
+	err := r.seg.appendFragment(r.ctx, r.samples, r.parts, r.partBytes, r.keys, now, r.fsyncEvery)
+	clear(r.parts) // do not keep the frames' buffers alive
+	r.samples, r.parts, r.partBytes, r.keys = r.samples[:0], r.parts[:0], 0, 0
 	return err
+}
+
+// sampleOf returns the frame as an MP4 sample: the one its depacketizer
+// laid out, or (frames made elsewhere, as in tests) a new copy.
+func sampleOf(f *ingest.Frame) []byte {
+	if f.Sample != nil {
+		return f.Sample
+	}
+	return mp4.AppendSampleData(nil, f.NALUs)
 }
 
 // closeSegment ends the current segment at media time endPTS90k.

@@ -12,6 +12,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/custos-nvr/custos/internal/media"
+	"github.com/custos-nvr/custos/internal/mp4"
 )
 
 // NAL units used by the tests. idr and p start their pictures
@@ -531,6 +532,9 @@ func FuzzDepacketize(f *testing.F) {
 				first = false
 				if len(au.NALUs) == 0 {
 					t.Fatal("unit without NAL units")
+				}
+				if want := mp4.AppendSampleData(nil, au.NALUs); !bytes.Equal(au.Sample, want) {
+					t.Fatalf("Sample %x, want the NAL units as an MP4 sample %x", au.Sample, want)
 				}
 				vcl := false
 				for _, n := range au.NALUs {
