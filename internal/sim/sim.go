@@ -38,6 +38,12 @@ type Options struct {
 	// Now and Sleep pace the streams (defaults: time.Now, a timer); tests
 	// may inject them.
 	Now func() time.Time
+	// Garble, when set, is a fault injector for tests: each RTP packet of
+	// frame n on path (its timestamp set) is replaced by the packets it
+	// returns (none drops it), which get consecutive sequence numbers. It
+	// is called from the session's goroutine and may keep nothing it is
+	// given.
+	Garble func(path string, n int, pkt []byte) [][]byte
 }
 
 // Sim is a running simulator. Create it with New, serve with Serve, stop
@@ -222,6 +228,19 @@ func (st *stream) Play(ctx context.Context, tracks []int, w rtsp.PacketWriter) e
 			scratch = append(scratch[:0], pkt...)
 			stamp(scratch, seq, ts)
 			seq++
+			if g := st.sim.opts.Garble; g != nil {
+				seq-- // the packets sent get the sequence numbers
+				for _, p := range g(st.name, n, scratch) {
+					if len(p) >= 4 {
+						binary.BigEndian.PutUint16(p[2:4], seq)
+					}
+					seq++
+					if err := w.WriteRTP(0, p); err != nil {
+						return err
+					}
+				}
+				continue
+			}
 			if err := w.WriteRTP(0, scratch); err != nil {
 				return err
 			}
