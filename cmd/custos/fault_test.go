@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -16,7 +13,6 @@ import (
 	"time"
 
 	"github.com/custos-nvr/custos/internal/api"
-	"github.com/custos-nvr/custos/internal/config"
 	"github.com/custos-nvr/custos/internal/sim"
 )
 
@@ -113,22 +109,8 @@ func TestCameraSendsGarbage(t *testing.T) {
 		p := newGarbleProxy(t, simAddr, m)
 		fmt.Fprintf(&cams, "  - {name: %s, url: \"rtsp://%s/cam%d\"}\n", m, p.ln.Addr(), i+2)
 	}
-	dir := t.TempDir()
-	cfgPath := dir + "/custos.yaml"
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\nfsync_interval: 1s\ncameras:\n%s", dir, cams.String())), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	srv, err := startServer(context.Background(), &env{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.NewTextHandler(logs, nil)),
-		env: map[string]string{"CUSTOS_ADMIN_PASSWORD": "admin-password"}}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://admin:admin-password@" + srv.addr
+	srv, cfgPath, logs := serveYAML(t, t.TempDir(), "cameras:\n"+cams.String())
+	base := srv.authURL()
 	const seconds = 12
 	time.Sleep(seconds * time.Second)
 	var list []api.CameraJSON
@@ -235,26 +217,12 @@ func absurdPackets() func(path string, n int, pkt []byte) [][]byte {
 // bounded, and custos check passes.
 func TestCameraSendsAbsurdPackets(t *testing.T) {
 	simAddr := startSimulator(t, sim.Options{Cameras: 4, Garble: absurdPackets()})
-	dir := t.TempDir()
-	cfgPath := dir + "/custos.yaml"
 	var cams strings.Builder
 	for i, name := range []string{"healthy", "truncated", "lies", "huge"} {
 		fmt.Fprintf(&cams, "  - {name: %s, url: \"rtsp://%s/cam%d\"}\n", name, simAddr, i+1)
 	}
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\nfsync_interval: 1s\ncameras:\n%s", dir, cams.String())), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	srv, err := startServer(context.Background(), &env{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.NewTextHandler(logs, nil)),
-		env: map[string]string{"CUSTOS_ADMIN_PASSWORD": "admin-password"}}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://admin:admin-password@" + srv.addr
+	srv, cfgPath, logs := serveYAML(t, t.TempDir(), "cameras:\n"+cams.String())
+	base := srv.authURL()
 	const seconds = 12
 	var maxHeap uint64
 	for range seconds * 2 {

@@ -1,12 +1,22 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/custos-nvr/custos/internal/config"
 	"github.com/custos-nvr/custos/internal/sim"
+	"github.com/custos-nvr/custos/internal/store"
+	"github.com/custos-nvr/custos/internal/store/sqlite"
 )
 
 // startSimulator serves simulated cameras on a free loopback port for the
@@ -33,4 +43,50 @@ func (s *server) authURL() string {
 		panic("authURL: this start did not create the admin")
 	}
 	return strings.Replace(s.baseURL(), "://", "://"+url.UserPassword("admin", s.adminPassword).String()+"@", 1)
+}
+
+// serveYAML writes a configuration into dir (listen on a free port,
+// data_dir dir, fsync every second, then tail: storage and cameras
+// sections) and starts the server on it with the first admin's password
+// "admin-password". It returns the server (the test stops it), the
+// configuration's path and the server's log.
+func serveYAML(t *testing.T, dir, tail string) (*server, string, *syncBuffer) {
+	t.Helper()
+	cfgPath := filepath.Join(dir, "custos.yaml")
+	yaml := fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\nfsync_interval: 1s\n%s", dir, tail)
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	srv, err := startServer(context.Background(), &env{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.NewTextHandler(logs, nil)),
+		env: map[string]string{"CUSTOS_ADMIN_PASSWORD": "admin-password"}}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, cfgPath, logs
+}
+
+// indexSegments opens the index in dir (the server stopped) and returns
+// it with camera's main stream and all its segments; the test closes it.
+func indexSegments(t *testing.T, dir, camera string) (*sqlite.Store, store.Stream, []store.Segment) {
+	t.Helper()
+	idx, err := sqlite.Open(filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := idx.Stream(context.Background(), camera, "main")
+	if err != nil {
+		idx.Close()
+		t.Fatal(err)
+	}
+	segs, err := idx.Segments(context.Background(), st.ID, time.Unix(0, 0), time.Now().Add(time.Hour))
+	if err != nil {
+		idx.Close()
+		t.Fatal(err)
+	}
+	return idx, st, segs
 }

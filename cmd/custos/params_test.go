@@ -1,11 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -14,9 +10,7 @@ import (
 	"time"
 
 	"github.com/custos-nvr/custos/internal/api"
-	"github.com/custos-nvr/custos/internal/config"
 	"github.com/custos-nvr/custos/internal/sim"
-	"github.com/custos-nvr/custos/internal/store/sqlite"
 	"github.com/custos-nvr/custos/internal/testpeer"
 )
 
@@ -33,15 +27,7 @@ func TestCameraChangesParameters(t *testing.T) {
 	ffmpeg := testpeer.FFmpeg(t)
 	simAddr := startSimulator(t, sim.Options{Cameras: 1})
 	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "custos.yaml")
-	must(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\nfsync_interval: 1s\ncameras:\n  - {name: door, url: \"rtsp://%s/cam1/switch\"}\n",
-		dir, simAddr)), 0o600))
-	cfg, err := config.Load(cfgPath, nil)
-	must(t, err)
-	logs := &syncBuffer{}
-	srv, err := startServer(context.Background(), &env{stdout: io.Discard, stderr: io.Discard,
-		log: slog.New(slog.NewTextHandler(logs, nil))}, cfg)
-	must(t, err)
+	srv, cfgPath, logs := serveYAML(t, dir, fmt.Sprintf("cameras:\n  - {name: door, url: \"rtsp://%s/cam1/switch\"}\n", simAddr))
 	live := make(chan int, 1)
 	go func() { live <- liveFrames(t, srv.addr, srv.adminPassword, "door", 24*time.Second) }()
 	time.Sleep(25 * time.Second)
@@ -58,14 +44,8 @@ func TestCameraChangesParameters(t *testing.T) {
 		t.Errorf("live view across the changes: %d frames in 24 s", n)
 	}
 
-	idx, err := sqlite.Open(filepath.Join(dir, "index.db"))
-	must(t, err)
-	defer idx.Close()
-	stream, err := idx.Stream(context.Background(), "door", "main")
-	must(t, err)
-	far := time.Now().Add(time.Hour)
-	segs, err := idx.Segments(context.Background(), stream.ID, time.Unix(0, 0), far)
-	must(t, err)
+	idx, _, segs := indexSegments(t, dir, "door")
+	idx.Close()
 	var sizes []string
 	var frames int64
 	for _, sg := range segs {

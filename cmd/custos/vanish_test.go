@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,10 +15,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/custos-nvr/custos/internal/api"
-	"github.com/custos-nvr/custos/internal/config"
 	"github.com/custos-nvr/custos/internal/sim"
 	"github.com/custos-nvr/custos/internal/store"
-	"github.com/custos-nvr/custos/internal/store/sqlite"
 	"github.com/custos-nvr/custos/internal/testpeer"
 )
 
@@ -73,24 +69,14 @@ func must(t *testing.T, err error) {
 
 func testStorageVanishes(t *testing.T, dir, usb string, vanish, back func(*testing.T, string), leavesEmptyAt bool) {
 	simAddr := startSimulator(t, sim.Options{Cameras: 2})
-	cfgPath := filepath.Join(dir, "custos.yaml")
-	must(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
-data_dir: %s
-fsync_interval: 1s
-storage:
+	must(t, os.Mkdir(filepath.Join(dir, "recordings"), 0o755))
+	srv, cfgPath, logs := serveYAML(t, dir, fmt.Sprintf(`storage:
   - {name: usb, path: %s}
   - {name: main, path: %s}
 cameras:
   - {name: door, url: "rtsp://%s/cam1", storage: usb}
   - {name: yard, url: "rtsp://%s/cam2", storage: main}
-`, dir, usb, filepath.Join(dir, "recordings"), simAddr, simAddr)), 0o600))
-	must(t, os.Mkdir(filepath.Join(dir, "recordings"), 0o755))
-	cfg, err := config.Load(cfgPath, nil)
-	must(t, err)
-	logs := &syncBuffer{}
-	srv, err := startServer(context.Background(), &env{stdout: io.Discard, stderr: io.Discard,
-		log: slog.New(slog.NewTextHandler(logs, nil))}, cfg)
-	must(t, err)
+`, usb, filepath.Join(dir, "recordings"), simAddr, simAddr))
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -174,15 +160,9 @@ cameras:
 
 	// The index: a run ended by the loss, kept whole up to the last sync
 	// before it, and a new run after it; every segment closed and decodable.
-	idx, err := sqlite.Open(filepath.Join(dir, "index.db"))
-	must(t, err)
+	idx, st, segs := indexSegments(t, dir, "door")
 	defer idx.Close()
-	st, err := idx.Stream(context.Background(), "door", "main")
-	must(t, err)
-	far := time.Now().Add(time.Hour)
-	runs, err := idx.Runs(context.Background(), st.ID, time.Unix(0, 0), far)
-	must(t, err)
-	segs, err := idx.Segments(context.Background(), st.ID, time.Unix(0, 0), far)
+	runs, err := idx.Runs(context.Background(), st.ID, time.Unix(0, 0), time.Now().Add(time.Hour))
 	must(t, err)
 	if len(runs) < 2 || !strings.Contains(runs[0].EndReason, "storage unavailable") {
 		t.Fatalf("runs %+v: want the first ended by the storage loss", runs)
