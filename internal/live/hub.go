@@ -120,6 +120,7 @@ type Hub struct {
 // entry is one frame: its NAL units (retained, never modified) and times.
 type entry struct {
 	nalus     [][]byte
+	sample    []byte // the frame as an MP4 sample when its depacketizer laid it out (media.AccessUnit.Sample)
 	params    media.ParamSets
 	codec     media.Codec
 	key       bool
@@ -149,7 +150,7 @@ func NewHub(o HubOptions) *Hub {
 // recorder's ingest goroutine. It never blocks on a viewer and never fails
 // the caller: frames the hub cannot use (before the first key frame of a
 // run, with unusable parameter sets, of a codec other than H.264 or H.265)
-// are skipped. It retains f.NALUs, which the caller must not modify
+// are skipped. It retains f.NALUs and f.Sample, which the caller must not modify
 // afterwards, but not f itself. With no viewers it only keeps the current
 // GOP. Not safe for concurrent use with itself, Reset or Close.
 func (h *Hub) Publish(f *ingest.Frame) {
@@ -158,7 +159,7 @@ func (h *Hub) Publish(f *ingest.Frame) {
 	for _, n := range f.NALUs {
 		size += 4 + len(n)
 	}
-	e := entry{nalus: f.NALUs, params: f.Params, codec: f.Codec, key: f.Key, pts: f.PTS90k, size: size, published: now}
+	e := entry{nalus: f.NALUs, sample: f.Sample, params: f.Params, codec: f.Codec, key: f.Key, pts: f.PTS90k, size: size, published: now}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -320,11 +321,15 @@ func (h *Hub) emit(e *entry, dur90k int64) {
 		return
 	}
 
-	h.scratch = mp4.AppendSampleData(h.scratch[:0], e.nalus)
-	s := [1]mp4.Sample{{Dur90k: uint32(dur90k), Size: uint32(len(h.scratch)), Key: e.key, CTSOffset90k: e.cts}}
-	data := make([]byte, 0, fragmentOverhead+len(h.scratch))
-	data = mp4.AppendFragmentHeader(data, h.seq, uint64(e.dts), s[:], len(h.scratch))
-	data = append(data, h.scratch...)
+	sample := e.sample
+	if sample == nil {
+		h.scratch = mp4.AppendSampleData(h.scratch[:0], e.nalus)
+		sample = h.scratch
+	}
+	s := [1]mp4.Sample{{Dur90k: uint32(dur90k), Size: uint32(len(sample)), Key: e.key, CTSOffset90k: e.cts}}
+	data := make([]byte, 0, fragmentOverhead+len(sample))
+	data = mp4.AppendFragmentHeader(data, h.seq, uint64(e.dts), s[:], len(sample))
+	data = append(data, sample...)
 	if cap(h.scratch) > 4<<20 {
 		h.scratch = nil // do not keep a rare huge frame's buffer
 	}
@@ -356,7 +361,11 @@ func buildGOP(gop []entry, lastDur90k int64, seq uint32) Message {
 	for i := range gop {
 		e := &gop[i]
 		start := len(data)
-		data = mp4.AppendSampleData(data, e.nalus)
+		if e.sample != nil {
+			data = append(data, e.sample...)
+		} else {
+			data = mp4.AppendSampleData(data, e.nalus)
+		}
 		dur := lastDur90k
 		if i+1 < len(gop) {
 			dur = gop[i+1].dts - e.dts
