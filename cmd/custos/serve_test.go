@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -355,6 +356,17 @@ func TestServeEmptyMountPoint(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(usb); len(ents) != 0 {
 		t.Fatalf("the empty mount point got %d entries", len(ents))
+	}
+	// Its recordings cannot be played meanwhile: a clear 404, not a 500.
+	q := url.Values{"from": {time.Now().Add(-time.Hour).Format(time.RFC3339)}, "to": {time.Now().Format(time.RFC3339)}}
+	resp, err := http.Get(srv.authURL() + "/api/cameras/a/export.mp4?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("export while the disk is away: %d %s", resp.StatusCode, body)
 	}
 	// Mounted again.
 	os.Remove(usb)

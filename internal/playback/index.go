@@ -165,8 +165,8 @@ func loadIndex(ctx context.Context, disks map[string]blob.Store, seg store.Segme
 		return nil, fmt.Errorf("segment %d: %w: disk %q is not configured", seg.ID, ErrMissingFile, seg.Disk)
 	}
 	r, err := disk.Open(ctx, seg.Key)
-	if errors.Is(err, blob.ErrNotExist) {
-		return nil, fmt.Errorf("segment %d (%s on %s): %w", seg.ID, seg.Key, seg.Disk, ErrMissingFile)
+	if errors.Is(err, blob.ErrNotExist) || errors.Is(err, blob.ErrUnavailable) {
+		return nil, fmt.Errorf("segment %d (%s on %s): %w: %w", seg.ID, seg.Key, seg.Disk, ErrMissingFile, err)
 	} else if err != nil {
 		return nil, fmt.Errorf("segment %d: open %s on %s: %w", seg.ID, seg.Key, seg.Disk, err)
 	}

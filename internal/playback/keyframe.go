@@ -64,8 +64,8 @@ func (s *Source) KeyFrame(ctx context.Context, camera, stream string, at time.Ti
 		return nil, noVideo("disk %q of the recording is not configured", x.seg.Disk)
 	}
 	r, err := disk.Open(ctx, x.seg.Key)
-	if errors.Is(err, blob.ErrNotExist) {
-		return nil, noVideo("the recording of %s/%s at %s is missing from storage", camera, stream, at.UTC().Format(time.RFC3339Nano))
+	if errors.Is(err, blob.ErrNotExist) || errors.Is(err, blob.ErrUnavailable) {
+		return nil, noVideo("the recording of %s/%s at %s is missing from storage or its disk is unavailable", camera, stream, at.UTC().Format(time.RFC3339Nano))
 	} else if err != nil {
 		return nil, fmt.Errorf("open %s on %s: %w", x.seg.Key, x.seg.Disk, err)
 	}

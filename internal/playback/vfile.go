@@ -176,8 +176,8 @@ func (r *Reader) blob(pt *part) (blob.Reader, error) {
 	}
 	br, err := disk.Open(r.ctx, pt.key)
 	if err != nil {
-		if errors.Is(err, blob.ErrNotExist) {
-			return nil, fmt.Errorf("%s on %s: %w", pt.key, pt.disk, ErrMissingFile)
+		if errors.Is(err, blob.ErrNotExist) || errors.Is(err, blob.ErrUnavailable) {
+			return nil, fmt.Errorf("%s on %s: %w: %w", pt.key, pt.disk, ErrMissingFile, err)
 		}
 		return nil, fmt.Errorf("open %s on %s: %w", pt.key, pt.disk, err)
 	}

@@ -185,6 +185,13 @@ func missing(err error) bool {
 // wrap adds op, key and directory to err, dropping the redundant
 // *fs.PathError layer and adding blob.ErrNotExist / blob.ErrExist.
 func (d *Dir) wrap(op, key string, err error) error {
+	if d.rootp.Load() == nil {
+		// A Dir from OpenLater whose disk has not appeared: say so
+		// (blob.ErrUnavailable), not "file already closed".
+		if down := d.downErr(); down != nil {
+			return fmt.Errorf("%s %s: %w", op, key, down)
+		}
+	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		err = pe.Err
