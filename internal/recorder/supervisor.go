@@ -324,7 +324,7 @@ func (s *Supervisor) session(ctx context.Context) error {
 				// The storage went away: end the run (closing what can
 				// be closed) and keep the session for live view.
 				if cerr := rw.Close("storage unavailable: "+derr.Error(), now); cerr != nil {
-					s.log.Debug("recorder: closing the run on lost storage", "err", cerr)
+					s.log.Warn("recorder: the run cut by the storage loss could not be closed; its segment is finished when the storage returns", "err", cerr)
 				}
 				p.stranded = rw.stranded
 				rw = nil
@@ -344,10 +344,12 @@ func (s *Supervisor) session(ctx context.Context) error {
 	if s.cfg.Live != nil {
 		s.cfg.Live.Reset() // a new connection: new timing, perhaps new parameters
 	}
+	// rw belongs to the frame callback once Play starts it.
+	recording := rw != nil
 	if err := c.Play(ctx, []int{video}, rcv); err != nil {
 		return err
 	}
-	if rw != nil {
+	if recording {
 		s.setState(StateRecording, "")
 		s.log.Info("recorder: recording", "transport", c.Transport())
 	}
