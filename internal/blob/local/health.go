@@ -103,7 +103,10 @@ func (d *Dir) probe() error {
 	}
 	d.id = id
 	if old := d.rootp.Swap(nr); old != nil {
-		old.Close() // open files do not need it
+		// Open files do not need it. An operation that loaded the old
+		// handle just before fails once; callers retry (the recorder
+		// reconnects, retention runs again).
+		old.Close()
 	}
 	return nil
 }
