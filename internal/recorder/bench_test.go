@@ -81,4 +81,3 @@ func joinSpans(nalus [][]byte) ([]byte, int, func(int) (int, int)) {
 	}
 	return data, len(spans), func(i int) (int, int) { return spans[i][0], spans[i][1] }
 }
-
