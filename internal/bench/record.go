@@ -51,8 +51,9 @@ type Cost struct {
 	RSSMiB            float64 `json:"rss_mib"`
 	RSSPerStreamMiB   float64 `json:"rss_per_stream_mib"`
 	// For the peers: the frames in their files (ffprobe -count_packets)
-	// against 25 fps × how long each ran (from its start, so the time it
-	// took to connect and reach a key frame counts as lost).
+	// against 25 fps × how long they ran, from the start until the last
+	// process exited (so the time to connect and reach a key frame, and
+	// a slow exit, count as lost: an upper bound on loss).
 	FramesRecorded int64   `json:"frames_recorded,omitempty"`
 	FramesExpected float64 `json:"frames_expected,omitempty"`
 	// CountErrors lists files ffprobe could not read (unfinished).
@@ -181,10 +182,11 @@ func Record(ctx context.Context, o RecordOptions) (*RecordResult, error) {
 		for _, c := range cmds {
 			c.Process.Signal(syscall.SIGINT)
 		}
-		ran := time.Since(began)
 		for _, c := range cmds {
 			c.Wait()
 		}
+		// Until the last one exited: each records until it does.
+		ran := time.Since(began)
 		if err != nil {
 			return nil, err
 		}
@@ -298,8 +300,8 @@ func measureMotion(ctx context.Context, o RecordOptions, simAddr string, progres
 	time.Sleep(8 * time.Second) // connect and start the movies
 	cost, _, err := measure(ctx, []int{c.Process.Pid}, o.Duration, o.Cameras)
 	c.Process.Signal(syscall.SIGTERM)
-	ran := time.Since(began)
 	c.Wait()
+	ran := time.Since(began) // it records until it exits
 	if err != nil {
 		return nil, err
 	}
