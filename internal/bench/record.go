@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -51,9 +52,9 @@ type Cost struct {
 	RSSMiB            float64 `json:"rss_mib"`
 	RSSPerStreamMiB   float64 `json:"rss_per_stream_mib"`
 	// For the peers: the frames in their files (ffprobe -count_packets)
-	// against 25 fps × how long they ran, from the start until the last
-	// process exited (so the time to connect and reach a key frame, and
-	// a slow exit, count as lost: an upper bound on loss).
+	// against 25 fps × how long each process ran, from its start until
+	// it exited (so its time to connect and reach a key frame counts as
+	// lost: an upper bound on loss).
 	FramesRecorded int64   `json:"frames_recorded,omitempty"`
 	FramesExpected float64 `json:"frames_expected,omitempty"`
 	// CountErrors lists files ffprobe could not read (unfinished).
@@ -164,7 +165,7 @@ func Record(ctx context.Context, o RecordOptions) (*RecordResult, error) {
 		progress("recording the same %d streams with ffmpeg -c copy -f segment for %s", o.Cameras, o.Duration)
 		var pids []int
 		var cmds []*exec.Cmd
-		began := time.Now() // starting 200 processes takes seconds: count from the first
+		var started []time.Time // starting 200 processes takes seconds: each counts from its own start
 		for k := 1; k <= o.Cameras; k++ {
 			out := filepath.Join(o.Dir, "ffmpeg", fmt.Sprintf("cam%d", k))
 			os.MkdirAll(out, 0o755)
@@ -176,23 +177,32 @@ func Record(ctx context.Context, o RecordOptions) (*RecordResult, error) {
 			}
 			cmds = append(cmds, c)
 			pids = append(pids, c.Process.Pid)
+			started = append(started, time.Now())
 		}
 		time.Sleep(3 * time.Second)
 		bcost, _, err := measure(ctx, pids, o.Duration, o.Cameras)
 		for _, c := range cmds {
 			c.Process.Signal(syscall.SIGINT)
 		}
-		for _, c := range cmds {
-			c.Wait()
+		// Each records until it exits: wait for all at once and note when.
+		var ran time.Duration
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i, c := range cmds {
+			wg.Go(func() {
+				c.Wait()
+				mu.Lock()
+				ran += time.Since(started[i])
+				mu.Unlock()
+			})
 		}
-		// Until the last one exited: each records until it does.
-		ran := time.Since(began)
+		wg.Wait()
 		if err != nil {
 			return nil, err
 		}
 		progress("counting the frames ffmpeg wrote")
 		bcost.FramesRecorded, bcost.CountErrors = countFrames(ctx, filepath.Join(o.Dir, "ffmpeg"))
-		bcost.FramesExpected = 25 * ran.Seconds() * float64(o.Cameras)
+		bcost.FramesExpected = 25 * ran.Seconds() // summed over the processes
 		res.Baseline = bcost
 		if bcost.CPUSecPerStreamHr > 0 {
 			res.CPURatio = res.Custos.CPUSecPerStreamHr / bcost.CPUSecPerStreamHr
