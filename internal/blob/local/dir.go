@@ -142,28 +142,23 @@ func (d *Dir) Close() error {
 	return nil
 }
 
-// root is the directory handle all access goes through. A Dir from
-// OpenLater has none until its disk appears: it then stands for a closed
-// root, whose every operation fails.
-func (d *Dir) root() *os.Root {
-	if r := d.rootp.Load(); r != nil {
-		return r
-	}
-	return closedRoot
-}
+// root is the directory handle all access goes through. It is nil only
+// for a Dir from OpenLater whose disk has not appeared: writing calls
+// Check first, which fails then, and the read methods check for it
+// (noRoot).
+func (d *Dir) root() *os.Root { return d.rootp.Load() }
 
-// closedRoot is an os.Root that was closed: every call on it fails.
-var closedRoot = func() *os.Root {
-	r, err := os.OpenRoot(os.TempDir())
-	if err != nil {
-		r, err = os.OpenRoot("/")
+// noRoot returns the reason a Dir from OpenLater cannot be read yet, or
+// nil when it has a directory handle.
+func (d *Dir) noRoot(op, key string) error {
+	if d.rootp.Load() != nil {
+		return nil
 	}
-	if err != nil {
-		panic(err)
+	if down := d.downErr(); down != nil {
+		return fmt.Errorf("%s %s: %w", op, key, down)
 	}
-	r.Close()
-	return r
-}()
+	return fmt.Errorf("%s %s in %s: %w: no directory yet", op, key, d.dir, blob.ErrUnavailable)
+}
 
 // checkKey validates key and keeps the identity files out of reach.
 func checkKey(key string) error {
@@ -185,13 +180,6 @@ func missing(err error) bool {
 // wrap adds op, key and directory to err, dropping the redundant
 // *fs.PathError layer and adding blob.ErrNotExist / blob.ErrExist.
 func (d *Dir) wrap(op, key string, err error) error {
-	if d.rootp.Load() == nil {
-		// A Dir from OpenLater whose disk has not appeared: say so
-		// (blob.ErrUnavailable), not "file already closed".
-		if down := d.downErr(); down != nil {
-			return fmt.Errorf("%s %s: %w", op, key, down)
-		}
-	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		err = pe.Err
@@ -302,6 +290,9 @@ func (d *Dir) Open(ctx context.Context, key string) (blob.Reader, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, d.wrap("open", key, err)
 	}
+	if err := d.noRoot("open", key); err != nil {
+		return nil, err
+	}
 	f, err := d.root().Open(key)
 	if err != nil {
 		return nil, d.wrap("open", key, err)
@@ -325,6 +316,9 @@ func (d *Dir) Stat(ctx context.Context, key string) (int64, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, d.wrap("stat", key, err)
+	}
+	if err := d.noRoot("stat", key); err != nil {
+		return 0, err
 	}
 	st, err := d.root().Stat(key)
 	if err == nil && !st.Mode().IsRegular() {
@@ -384,6 +378,10 @@ func (d *Dir) Delete(ctx context.Context, key string) error {
 func (d *Dir) List(ctx context.Context, prefix string) iter.Seq2[blob.Object, error] {
 	return func(yield func(blob.Object, error) bool) {
 		if err := blob.CheckPrefix(prefix); err != nil {
+			yield(blob.Object{}, err)
+			return
+		}
+		if err := d.noRoot("list", prefix); err != nil {
 			yield(blob.Object{}, err)
 			return
 		}
