@@ -249,8 +249,10 @@ func (r *Retention) floor(ctx context.Context, name string, d Disk, streams []st
 	}
 	if err := blob.Check(d.Store); err != nil {
 		// An unmounted disk's free space is its mount point's: ignore it.
+		// Debug: the cameras on it already report the loss, and this
+		// would repeat every pass for as long as the disk is away.
 		if r.Logger != nil {
-			r.Logger.Warn("retention: storage unavailable; its floor is not applied", "storage", name, "err", err)
+			r.Logger.Debug("retention: storage unavailable; its floor is not applied", "storage", name, "err", err)
 		}
 		return nil
 	}
