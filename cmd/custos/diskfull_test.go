@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,16 +30,7 @@ func TestDiskFull(t *testing.T) {
 	testpeer.Need(t, "tmpfs", err == nil, fmt.Sprintf("mounting a 4 MiB tmpfs needs root: %v", err))
 	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
 
-	s, err := sim.New(sim.Options{Cameras: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	defer s.Close()
+	simAddr := startSimulator(t, sim.Options{Cameras: 1})
 	yaml := fmt.Sprintf(`
 listen: 127.0.0.1:0
 data_dir: %s
@@ -49,7 +39,7 @@ storage:
   - {name: small, path: %s, min_free: 1MiB}
 cameras:
   - {name: door, url: "rtsp://%s/cam1"}
-`, dir, mnt, ln.Addr())
+`, dir, mnt, simAddr)
 	cfg, err := config.Parse([]byte(yaml), "test.yaml", nil)
 	if err != nil {
 		t.Fatal(err)

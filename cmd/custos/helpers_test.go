@@ -31,8 +31,12 @@ func startSimulator(t *testing.T, opts sim.Options) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go s.Serve(ln)
-	t.Cleanup(func() { s.Close() })
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		<-done
+	})
 	return ln.Addr().String()
 }
 

@@ -16,27 +16,6 @@ import (
 	"github.com/custos-nvr/custos/internal/testpeer"
 )
 
-// startSim serves a simulator on a free loopback port and returns its
-// address.
-func startSim(t *testing.T, opts sim.Options) string {
-	t.Helper()
-	s, err := sim.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		s.Close()
-		<-done
-	})
-	return ln.Addr().String()
-}
-
 // runCLI runs custos with args and returns exit code, stdout and stderr.
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
@@ -106,7 +85,7 @@ func TestProbeSimulator(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			addr := startSim(t, tc.opts)
+			addr := startSimulator(t, tc.opts)
 			dump := filepath.Join(t.TempDir(), "dump."+string(tc.codec))
 			res := probeJSON(t, "--seconds", "3", "--transport", tc.transport, "--dump", dump,
 				"rtsp://"+tc.user+addr+"/"+tc.path)
@@ -132,7 +111,7 @@ func TestProbeSimulator(t *testing.T) {
 }
 
 func TestProbeFailures(t *testing.T) {
-	addr := startSim(t, sim.Options{Cameras: 1, User: "u", Pass: "right-pw"})
+	addr := startSimulator(t, sim.Options{Cameras: 1, User: "u", Pass: "right-pw"})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

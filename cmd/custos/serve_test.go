@@ -220,16 +220,7 @@ cameras:
 // missing disk reports an error naming it, and the other camera records.
 func TestServeMissingDisk(t *testing.T) {
 	t.Parallel()
-	s, err := sim.New(sim.Options{Cameras: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(ln)
-	defer s.Close()
+	simAddr := startSimulator(t, sim.Options{Cameras: 2})
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good")
 	os.Mkdir(good, 0o755)
@@ -242,7 +233,7 @@ storage:
 cameras:
   - {name: a, url: "rtsp://%s/cam1", storage: good}
   - {name: b, url: "rtsp://%s/cam2", storage: gone}
-`, dir, good, filepath.Join(dir, "missing-dir"), ln.Addr(), ln.Addr())
+`, dir, good, filepath.Join(dir, "missing-dir"), simAddr, simAddr)
 	cfg, err := config.Parse([]byte(yaml), "test.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
