@@ -29,8 +29,13 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	once := fs.Bool("once", false, "exit after the probe instead of recording and serving until interrupted")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "address of the API (a free port is used if this one is taken)")
 	dataDir := fs.String("data", "", "data directory to record into (default: a temporary one, removed at exit)")
-	if err := parseNoArgs(e, fs, args, "demo [--cameras N] [--once] [--http ADDR] [--data DIR]"); err != nil {
+	maxSize := fs.String("max-size", "2GiB", "recordings kept in all (shared by the cameras; the oldest are deleted beyond it)")
+	if err := parseNoArgs(e, fs, args, "demo [--cameras N] [--once] [--http ADDR] [--data DIR] [--max-size SIZE]"); err != nil {
 		return err
+	}
+	capBytes, err := config.ParseBytes(*maxSize)
+	if err != nil || capBytes < 1<<20*int64(max(*cameras, 1)) {
+		return fmt.Errorf("%w: --max-size %q: want a size of at least 1MiB per camera, like 2GiB", errUsage, *maxSize)
 	}
 	s, err := sim.New(sim.Options{Cameras: *cameras, Logger: e.log})
 	if err != nil {
@@ -97,7 +102,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if *once {
 		return nil
 	}
-	srv, cleanup, err := startDemoServer(ctx, e, addr, *cameras, *httpAddr, *dataDir)
+	srv, cleanup, err := startDemoServer(ctx, e, addr, *cameras, *httpAddr, *dataDir, capBytes)
 	if err != nil {
 		return err
 	}
@@ -111,7 +116,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	fmt.Fprintf(e.stdout, `
-Recording every camera into %s; the API is at %s (Ctrl-C stops).
+Recording every camera into %s, keeping at most %s; the API is at %s (Ctrl-C stops).
   web UI:      open %s/ in a browser and `+login+`
   cameras:     curl -s %s/api/cameras
   recordings:  curl -s "%s/api/cameras/cam1/recordings?from=%s&to=%s"
@@ -120,7 +125,7 @@ Recording every camera into %s; the API is at %s (Ctrl-C stops).
     ffplay "%s/api/cameras/cam1/playback.m3u8?from=%s&to=%s"
     curl -o cam1.jpg "%s/api/cameras/cam1/thumbnail.jpg?width=640&at=%s"
   probe a camera: go run ./cmd/custos probe --seconds 5 rtsp://%s/cam1
-`, srv.dataDir, base, srv.baseURL(), base, base, now.Format(time.RFC3339), now.Add(24*time.Hour).Format(time.RFC3339),
+`, srv.dataDir, *maxSize, base, srv.baseURL(), base, base, now.Format(time.RFC3339), now.Add(24*time.Hour).Format(time.RFC3339),
 		base, now.Format(time.RFC3339), now.Add(time.Minute).Format(time.RFC3339),
 		base, now.Format(time.RFC3339), now.Add(time.Minute).Format(time.RFC3339),
 		base, now.Add(30*time.Second).Format(time.RFC3339), addr)
@@ -133,9 +138,11 @@ Recording every camera into %s; the API is at %s (Ctrl-C stops).
 }
 
 // startDemoServer records the simulated cameras at simAddr with the
-// server of custos serve. Without dataDir it records into a temporary
-// directory that cleanup removes.
-func startDemoServer(ctx context.Context, e *env, simAddr string, cameras int, httpAddr, dataDir string) (*server, func(), error) {
+// server of custos serve, keeping at most capBytes of recordings in all
+// (an equal max_bytes per camera; about 4.5 GB an hour would otherwise
+// pile up). Without dataDir it records into a temporary directory that
+// cleanup removes.
+func startDemoServer(ctx context.Context, e *env, simAddr string, cameras int, httpAddr, dataDir string, capBytes int64) (*server, func(), error) {
 	removeData := false
 	if dataDir == "" {
 		d, err := os.MkdirTemp("", "custos-demo-")
@@ -151,7 +158,8 @@ func startDemoServer(ctx context.Context, e *env, simAddr string, cameras int, h
 		ln.Close()
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "listen: %q\ndata_dir: %q\nfsync_interval: 2s\ncameras:\n", httpAddr, dataDir)
+	fmt.Fprintf(&b, "listen: %q\ndata_dir: %q\nfsync_interval: 2s\nretention: {max_bytes: %d}\ncameras:\n",
+		httpAddr, dataDir, capBytes/int64(max(cameras, 1)))
 	for k := 1; k <= cameras; k++ {
 		fmt.Fprintf(&b, "  - {name: cam%d, url: \"rtsp://%s/cam%d\", sub_url: \"rtsp://%s/cam%d/sub\"}\n", k, simAddr, k, simAddr, k)
 	}

@@ -134,12 +134,24 @@ func TestDemoRecordsAndExports(t *testing.T) {
 	var base, dataDir string
 	deadline := time.Now().Add(30 * time.Second)
 	for base == "" {
-		if m := regexp.MustCompile(`Recording every camera into (\S+); the API is at (http://\S+) `).FindStringSubmatch(out.String()); m != nil {
+		if m := regexp.MustCompile(`Recording every camera into (\S+), keeping at most 2GiB; the API is at (http://\S+) `).FindStringSubmatch(out.String()); m != nil {
 			dataDir, base = m[1], m[2]
 		} else if time.Now().After(deadline) {
 			t.Fatalf("demo did not start serving:\n%s", out.String())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// The demo keeps at most --max-size (2GiB) and the default 30 days.
+	var cams []struct {
+		Name   string
+		Config struct {
+			MaxAgeHours float64 `json:"max_age_hours"`
+			MaxBytes    int64   `json:"max_bytes"`
+		}
+	}
+	getJSON(t, base+"/api/cameras", &cams)
+	if len(cams) != 1 || cams[0].Config.MaxBytes != 2<<30 || cams[0].Config.MaxAgeHours != 30*24 {
+		t.Errorf("demo cameras %+v, want one with max_bytes 2GiB and max_age 30 days", cams)
 	}
 	start := time.Now().UTC()
 	var rec struct{ Runs []struct{ Bytes int64 } }

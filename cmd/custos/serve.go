@@ -206,10 +206,15 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		if !ok {
 			continue
 		}
-		ret.Disks[sc.Name] = retention.Disk{Store: d, MinFree: int64(sc.MinFree), Free: func() (int64, error) {
-			_, free, err := d.Usage()
-			return int64(free), err
-		}}
+		ret.Disks[sc.Name] = retention.Disk{Store: d, MinFree: sc.MinFree.Bytes, MinFreePercent: sc.MinFree.Percent,
+			Free: func() (int64, error) {
+				_, free, err := d.Usage()
+				return int64(free), err
+			},
+			Total: func() (int64, error) {
+				total, _, err := d.Usage()
+				return int64(total), err
+			}}
 	}
 	ret.PolicyFunc = mgr.Policies
 	ret.Default = retention.Policy{MaxAge: time.Duration(cfg.Retention.MaxAge), MaxBytes: int64(cfg.Retention.MaxBytes)}
@@ -241,14 +246,18 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		ln = tls.NewListener(ln, tlsConf)
 		s.tls = true
 	}
+	thumbs := thumb.New("", 2, 32<<20)
+	if err := thumbs.Available(); err != nil {
+		e.log.Warn("timeline thumbnails are off: install ffmpeg (Debian: apt-get install ffmpeg) and restart; everything else works", "err", err)
+	}
 	a := &api.Server{Cameras: managedCameras{mgr}, CameraAdmin: mgr, Index: idx, Logger: e.log,
 		Playback: &playback.Source{Index: idx, Disks: disks, Cache: playback.NewIndexCache(1 << 20), Logger: e.log},
-		Thumbs:   thumb.New("", 2, 32<<20),
+		Thumbs:   thumbs,
 		UI:       web.Handler(), LoginPage: web.LoginPage(), PublicUI: web.PublicPaths,
 		Auth: authSvc, Audit: auditLog, MetricsPublic: cfg.Metrics.Public,
 		Chains: idx, RecorderKey: key.Public().(ed25519.PublicKey)}
 	for _, sc := range cfg.Storage {
-		d := api.Disk{Name: sc.Name, Path: sc.Path, MinFree: int64(sc.MinFree)}
+		d := api.Disk{Name: sc.Name, Path: sc.Path, MinFree: sc.MinFree.Bytes, MinFreePercent: sc.MinFree.Percent}
 		if ld, ok := disks[sc.Name].(*local.Dir); ok {
 			d.Usage = ld.Usage
 		} else {

@@ -8,8 +8,11 @@ import (
 // Disk is a storage directory as the API reports it.
 type Disk struct {
 	Name, Path string
-	// MinFree is the space retention keeps free (bytes).
-	MinFree int64
+	// MinFree is the space retention keeps free (bytes); MinFreePercent,
+	// when positive, is that floor as a percentage of the disk's size
+	// (the larger applies, as in retention).
+	MinFree        int64
+	MinFreePercent float64
 	// Usage returns the file system's size and free space; nil when
 	// unknown. An error is reported as the disk's error.
 	Usage func() (total, free uint64, err error)
@@ -111,6 +114,9 @@ func (s *Server) refreshFree(in []DiskJSON) []DiskJSON {
 				continue
 			}
 			d.TotalBytes, d.FreeBytes = total, free
+			if cfg.MinFreePercent > 0 {
+				d.MinFree = max(cfg.MinFree, int64(cfg.MinFreePercent/100*float64(total)))
+			}
 			if d.BytesPerDay > 0 {
 				d.DaysKept = (float64(d.Recordings) + float64(free) - float64(d.MinFree)) / d.BytesPerDay
 			}

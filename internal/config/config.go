@@ -66,9 +66,34 @@ type LogSection struct {
 
 // Storage is one storage directory (one disk).
 type Storage struct {
-	Name    string `yaml:"name"`
-	Path    string `yaml:"path"`
-	MinFree Bytes  `yaml:"min_free"`
+	Name string `yaml:"name"`
+	Path string `yaml:"path"`
+	// MinFree is the free-space floor retention keeps on the disk;
+	// DefaultMinFree when the key is absent, none when it is 0.
+	MinFree Space `yaml:"min_free"`
+}
+
+// Defaults that keep a fresh installation from filling its disk or
+// keeping footage forever (docs/guide.md "Retention"). Each applies only
+// when its key is absent; an explicit 0 means "no limit".
+var (
+	// DefaultMinFree is the free-space floor of a storage directory.
+	DefaultMinFree = Space{Percent: 5}
+	// DefaultMaxAge is the default retention's age limit.
+	DefaultMaxAge = Duration(30 * 24 * time.Hour)
+)
+
+// UnmarshalYAML implements yaml's obsolete Unmarshaler, which decodes
+// with the same decoder (so unknown keys are still refused), to give an
+// absent min_free its default.
+func (s *Storage) UnmarshalYAML(unmarshal func(any) error) error {
+	type plain Storage
+	p := plain{MinFree: DefaultMinFree}
+	if err := unmarshal(&p); err != nil {
+		return err
+	}
+	*s = Storage(p)
+	return nil
 }
 
 // Camera is one camera and its streams.
@@ -114,7 +139,8 @@ func Load(path string, env []string) (*Config, error) {
 
 // Parse is Load on bytes; name is used in messages.
 func Parse(raw []byte, name string, env []string) (*Config, error) {
-	var c Config
+	// Pre-filled defaults survive decoding when their key is absent.
+	c := Config{Retention: Retention{MaxAge: DefaultMaxAge}}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // io.EOF: empty file
@@ -173,7 +199,7 @@ func (c *Config) defaults() {
 		c.FsyncInterval = Duration(10 * time.Second)
 	}
 	if len(c.Storage) == 0 {
-		c.Storage = []Storage{{Name: "default", Path: filepath.Join(c.DataDir, "recordings")}}
+		c.Storage = []Storage{{Name: "default", Path: filepath.Join(c.DataDir, "recordings"), MinFree: DefaultMinFree}}
 	}
 	for i := range c.Storage {
 		if c.Storage[i].Path != "" && !filepath.IsAbs(c.Storage[i].Path) && c.Storage[i].Name != "default" {
@@ -239,6 +265,9 @@ func (c *Config) Validate() error {
 		disks[s.Name] = true
 		if s.Path == "" {
 			return &Error{Key: key + ".path", Reason: "required"}
+		}
+		if s.MinFree.Bytes < 0 || s.MinFree.Percent < 0 || s.MinFree.Percent > 90 {
+			return &Error{Key: key + ".min_free", Reason: "must be a size (like 20GiB) or a percentage of the disk between 0% and 90%"}
 		}
 	}
 	names := map[string]bool{}
@@ -381,4 +410,54 @@ func ParseBytes(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size (like 500GiB, 2TB)", s)
 	}
 	return int64(f * float64(mult)), nil
+}
+
+// Space is a free-space amount in YAML: a size ("20GiB") or a percentage
+// of the disk's size ("5%"). The zero value is no space.
+type Space struct {
+	Bytes   int64
+	Percent float64
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (sp *Space) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseSpace(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*sp = v
+	return nil
+}
+
+// ParseSpace parses a size with an optional unit or a percentage.
+func ParseSpace(s string) (Space, error) {
+	s = strings.TrimSpace(s)
+	if n, ok := strings.CutSuffix(s, "%"); ok {
+		f, err := strconv.ParseFloat(strings.TrimSpace(n), 64)
+		if err != nil || f < 0 || f > 90 {
+			return Space{}, fmt.Errorf("%q is not a percentage between 0%% and 90%%", s)
+		}
+		return Space{Percent: f}, nil
+	}
+	b, err := ParseBytes(s)
+	if err != nil {
+		return Space{}, fmt.Errorf("%q is not a size (like 20GiB) or a percentage of the disk (like 5%%)", s)
+	}
+	return Space{Bytes: b}, nil
+}
+
+// Of returns the amount in bytes on a disk of total bytes.
+func (sp Space) Of(total int64) int64 {
+	if sp.Percent > 0 {
+		return int64(sp.Percent / 100 * float64(total))
+	}
+	return sp.Bytes
+}
+
+// String formats the amount as it would be written in the file.
+func (sp Space) String() string {
+	if sp.Percent > 0 {
+		return strconv.FormatFloat(sp.Percent, 'f', -1, 64) + "%"
+	}
+	return strconv.FormatInt(sp.Bytes, 10)
 }

@@ -42,7 +42,7 @@ cameras:
 	if c.Listen != "0.0.0.0:1234" || time.Duration(c.FsyncInterval) != 2*time.Second {
 		t.Errorf("env overrides not applied: %+v", c)
 	}
-	if c.Storage[0].MinFree != 20<<30 || c.Storage[1].Path != "/tmp/x/b" {
+	if c.Storage[0].MinFree != (Space{Bytes: 20 << 30}) || c.Storage[1].Path != "/tmp/x/b" {
 		t.Errorf("storage = %+v", c.Storage)
 	}
 	if c.Cameras[0].Storage != "disk1" || c.Cameras[1].Storage != "disk2" {
@@ -105,5 +105,56 @@ func TestExampleMatchesDefault(t *testing.T) {
 	}
 	if string(b) != string(Default) {
 		t.Error("custos.example.yaml differs from internal/config/default.yaml: copy one over the other")
+	}
+}
+
+// TestRetentionDefaults: a configuration that says nothing about
+// retention keeps 30 days and a 5 % free-space floor on every disk; an
+// explicit 0 turns each off, and percentages are validated.
+func TestRetentionDefaults(t *testing.T) {
+	c, err := Parse([]byte("cameras:\n  - {name: a, url: rtsp://h/a}\n"), "t.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Retention.MaxAge != DefaultMaxAge || c.Cameras[0].Retention.MaxAge != DefaultMaxAge {
+		t.Errorf("max_age = %v / %v, want the default %v", c.Retention.MaxAge, c.Cameras[0].Retention.MaxAge, DefaultMaxAge)
+	}
+	if len(c.Storage) != 1 || c.Storage[0].MinFree != DefaultMinFree {
+		t.Errorf("default storage = %+v, want min_free %v", c.Storage, DefaultMinFree)
+	}
+	c, err = Parse([]byte(`
+retention: {max_bytes: 1GiB}
+storage:
+  - {name: a, path: /a}
+  - {name: b, path: /b, min_free: 0}
+  - {name: c, path: /c, min_free: 12.5%}
+`), "t.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Retention.MaxAge != DefaultMaxAge {
+		t.Errorf("max_age absent beside max_bytes = %v, want the default", c.Retention.MaxAge)
+	}
+	want := []Space{DefaultMinFree, {}, {Percent: 12.5}}
+	for i, w := range want {
+		if c.Storage[i].MinFree != w {
+			t.Errorf("storage[%d].min_free = %+v, want %+v", i, c.Storage[i].MinFree, w)
+		}
+	}
+	if c.Storage[2].MinFree.Of(1000) != 125 || (Space{Bytes: 7}).Of(1000) != 7 {
+		t.Errorf("Of: %d, %d", c.Storage[2].MinFree.Of(1000), (Space{Bytes: 7}).Of(1000))
+	}
+	c, err = Parse([]byte("retention: {max_age: 0}\n"), "t.yaml", nil)
+	if err != nil || c.Retention.MaxAge != 0 {
+		t.Errorf("explicit max_age 0 = %v, %v; want no age limit", c.Retention.MaxAge, err)
+	}
+	for _, bad := range []string{"95%", "-1%", "x%", "lots"} {
+		_, err := Parse([]byte("storage:\n  - {name: a, path: /a, min_free: \""+bad+"\"}\n"), "t.yaml", nil)
+		if err == nil || !strings.Contains(err.Error(), "min_free") && !strings.Contains(err.Error(), bad) {
+			t.Errorf("min_free %q: err = %v, want it refused naming the value", bad, err)
+		}
+	}
+	if _, err := Parse([]byte("storage:\n  - {name: a, path: /a, min_fre: 1GiB}\n"), "t.yaml", nil); err == nil {
+		t.Error("an unknown key inside a storage entry was accepted")
 	}
 }

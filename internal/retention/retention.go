@@ -30,10 +30,28 @@ type Policy struct {
 // Disk is a storage directory with a free-space floor.
 type Disk struct {
 	Store blob.Store
-	// MinFree is the floor in bytes; 0 disables it.
+	// MinFree is the floor in bytes; 0 disables it unless
+	// MinFreePercent is set.
 	MinFree int64
+	// MinFreePercent, when positive, is the floor as a percentage of the
+	// disk's size (Total); the larger of the two floors applies.
+	MinFreePercent float64
 	// Free reports the free bytes now (nil disables the floor).
 	Free func() (int64, error)
+	// Total reports the disk's size (needed by MinFreePercent).
+	Total func() (int64, error)
+}
+
+// floorBytes is the disk's free-space floor now; 0 when it has none.
+func (d Disk) floorBytes() (int64, error) {
+	if d.MinFreePercent <= 0 || d.Total == nil {
+		return d.MinFree, nil
+	}
+	total, err := d.Total()
+	if err != nil {
+		return 0, err
+	}
+	return max(d.MinFree, int64(d.MinFreePercent/100*float64(total))), nil
 }
 
 // Retention applies the policies. A Pass is not safe to run concurrently
@@ -244,7 +262,7 @@ func (r *Retention) segments(ctx context.Context, streams []store.Stream) ([]sto
 // floor deletes the oldest closed segments on a disk until its free space
 // is back above the floor (or nothing deletable is left).
 func (r *Retention) floor(ctx context.Context, name string, d Disk, streams []store.Stream, now time.Time, res *Result) error {
-	if d.MinFree <= 0 || d.Free == nil {
+	if (d.MinFree <= 0 && d.MinFreePercent <= 0) || d.Free == nil {
 		return nil
 	}
 	if err := blob.Check(d.Store); err != nil {
@@ -256,11 +274,15 @@ func (r *Retention) floor(ctx context.Context, name string, d Disk, streams []st
 		}
 		return nil
 	}
+	minFree, err := d.floorBytes()
+	if err != nil {
+		return fmt.Errorf("retention: size of %s: %w", name, err)
+	}
 	free, err := d.Free()
 	if err != nil {
 		return fmt.Errorf("retention: free space of %s: %w", name, err)
 	}
-	if free >= d.MinFree {
+	if minFree <= 0 || free >= minFree {
 		return nil
 	}
 	segs, err := r.segments(ctx, streams)
@@ -268,13 +290,13 @@ func (r *Retention) floor(ctx context.Context, name string, d Disk, streams []st
 		return err
 	}
 	for _, sg := range segs {
-		if free >= d.MinFree {
+		if free >= minFree {
 			break
 		}
 		if sg.Disk != name || sg.State != store.SegmentClosed {
 			continue
 		}
-		reason := fmt.Sprintf("retention: storage %s below min_free %d (free %d)", name, d.MinFree, free)
+		reason := fmt.Sprintf("retention: storage %s below min_free %d (free %d)", name, minFree, free)
 		if err := r.delete(ctx, sg, reason, now, res); err != nil {
 			return err
 		}
@@ -282,8 +304,8 @@ func (r *Retention) floor(ctx context.Context, name string, d Disk, streams []st
 			return fmt.Errorf("retention: free space of %s: %w", name, err)
 		}
 	}
-	if free < d.MinFree && r.Logger != nil {
-		r.Logger.Warn("retention: storage still below its floor with nothing left to delete (evidence locks hold the rest?)", "storage", name, "free", free, "min_free", d.MinFree, "locked_segments", res.Locked)
+	if free < minFree && r.Logger != nil {
+		r.Logger.Warn("retention: storage still below its floor with nothing left to delete (evidence locks hold the rest?)", "storage", name, "free", free, "min_free", minFree, "locked_segments", res.Locked)
 	}
 	return nil
 }

@@ -150,6 +150,23 @@ func TestFreeSpaceFloor(t *testing.T) {
 	}
 }
 
+// TestFreeSpaceFloorPercent: a floor given as a percentage of the disk
+// (min_free: 5%, the default) follows the disk's size: 30 % of 10,000
+// bytes frees 3 segments of 1,000, as the byte floor of 3,000 does.
+func TestFreeSpaceFloorPercent(t *testing.T) {
+	f := newFixture(t, 10)
+	r := &Retention{Index: f.idx, Disks: map[string]Disk{"d1": {Store: f.disk, MinFreePercent: 30,
+		Free:  func() (int64, error) { return int64(11-len(f.keys(t))) * 1000, nil },
+		Total: func() (int64, error) { return 10_000, nil }}}}
+	res, err := r.Pass(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Segments != 3 {
+		t.Errorf("deleted %d segments to keep 30%% of 10000 bytes free, want 3", res.Segments)
+	}
+}
+
 // TestEvidenceLocks: with a tiny max_bytes, max_age and a disk below its
 // floor, no rule deletes a segment overlapping an active lock of its
 // camera; a lock of another camera protects nothing; once released, the

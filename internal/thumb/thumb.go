@@ -51,6 +51,23 @@ func New(ffmpeg string, parallel int, cacheBytes int) *Maker {
 		cache: map[string]*list.Element{}, lru: list.New(), maxCache: cacheBytes}
 }
 
+// Available reports whether thumbnails can be made: nil, or ErrNoDecoder
+// (wrapped, with the lookup's error) when ffmpeg is not found. It looks
+// ffmpeg up once (PATH I/O) and remembers the answer; safe for
+// concurrent use. The server calls it at start to warn once.
+func (m *Maker) Available() error {
+	m.once.Do(func() {
+		name := m.FFmpeg
+		if name == "" {
+			name = "ffmpeg"
+		}
+		if m.path, m.lookErr = exec.LookPath(name); m.lookErr != nil {
+			m.lookErr = fmt.Errorf("%w (%v)", ErrNoDecoder, m.lookErr)
+		}
+	})
+	return m.lookErr
+}
+
 // MaxWidth bounds the width a caller may ask for.
 const MaxWidth = 3840
 
@@ -68,17 +85,8 @@ func (m *Maker) JPEG(ctx context.Context, codec media.Codec, annexB []byte, id s
 	if b := m.cached(key); b != nil {
 		return b, nil
 	}
-	m.once.Do(func() {
-		name := m.FFmpeg
-		if name == "" {
-			name = "ffmpeg"
-		}
-		if m.path, m.lookErr = exec.LookPath(name); m.lookErr != nil {
-			m.lookErr = fmt.Errorf("%w (%v)", ErrNoDecoder, m.lookErr)
-		}
-	})
-	if m.lookErr != nil {
-		return nil, m.lookErr
+	if err := m.Available(); err != nil {
+		return nil, err
 	}
 	var format string
 	switch codec {
