@@ -28,11 +28,15 @@ func (a *recordingAdmin) note(s string) error {
 	return nil
 }
 
-func (a *recordingAdmin) Add(_ context.Context, c config.Camera) error { return a.note("add " + c.Name) }
+func (a *recordingAdmin) Add(_ context.Context, c config.Camera) error {
+	return a.note("add " + c.Name)
+}
 func (a *recordingAdmin) Update(_ context.Context, c config.Camera) error {
 	return a.note("update " + c.Name)
 }
-func (a *recordingAdmin) Remove(_ context.Context, name string) error { return a.note("remove " + name) }
+func (a *recordingAdmin) Remove(_ context.Context, name string) error {
+	return a.note("remove " + name)
+}
 
 func (a *recordingAdmin) got() []string {
 	a.mu.Lock()
@@ -68,9 +72,9 @@ func TestCameraManagementScoped(t *testing.T) {
 		name   string
 		grants map[string]auth.Perm
 	}{
-		{"owner", map[string]auth.Perm{"door": auth.PermAll}},                     // manages door
+		{"owner", map[string]auth.Perm{"door": auth.PermAll}},                      // manages door
 		{"watcher", map[string]auth.Perm{"door": auth.PermLive | auth.PermExport}}, // not all: manages nothing
-		{"chief", map[string]auth.Perm{auth.AllCameras: auth.PermAll}},            // manages every camera, adds
+		{"chief", map[string]auth.Perm{auth.AllCameras: auth.PermAll}},             // manages every camera, adds
 	} {
 		if _, err := s.Auth.AddUser(ctx, u.name, auth.Operator, u.name+"-password", u.grants); err != nil {
 			t.Fatal(err)
