@@ -5,12 +5,15 @@
 package cameras
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +38,10 @@ var (
 	ErrNotFound = errors.New("no such camera")
 	// ErrReadOnly: cameras of the configuration file change there.
 	ErrReadOnly = errors.New("the camera is defined in the configuration file: change it there and restart")
+	// ErrPasswordNeeded: a change of host or port must come with the
+	// camera's password, which is never sent to a host:port it was not
+	// set for.
+	ErrPasswordNeeded = errors.New("type the camera's password again: a stored password is only sent to the host and port it was set for")
 )
 
 // Store keeps the cameras added through the API (sqlite.Store).
@@ -247,6 +254,42 @@ func moveCredentials(c *config.Camera) {
 	c.URL = u.String()
 }
 
+// endpoint is an RTSP URL's host:port, lower case, with RTSP's default
+// port 554 filled in; "" when raw does not parse or has no host.
+func endpoint(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = "554"
+	}
+	return strings.ToLower(net.JoinHostPort(u.Hostname(), port))
+}
+
+// checkEndpoints refuses, with ErrPasswordNeeded, a change that would send
+// old's stored password to a host:port none of old's URLs named.
+func checkEndpoints(old config.Camera, c config.Camera) error {
+	if old.Password == "" {
+		return nil
+	}
+	known := map[string]bool{endpoint(old.URL): true}
+	if old.SubURL != "" {
+		known[endpoint(old.SubURL)] = true
+	}
+	for _, u := range []struct{ key, url string }{{"url", c.URL}, {"sub_url", c.SubURL}} {
+		if u.url == "" {
+			continue
+		}
+		if ep := endpoint(u.url); ep == "" || !known[ep] {
+			return fmt.Errorf("camera %q: %s now points at %s, not at %s: %w", c.Name, u.key,
+				cmp.Or(ep, "another host"), endpoint(old.URL), ErrPasswordNeeded)
+		}
+	}
+	return nil
+}
+
 // prepare fills defaults and validates a camera from the API.
 func (m *Manager) prepare(c *config.Camera) error {
 	m.o.Config.CameraDefaults(c, len(m.List()))
@@ -273,9 +316,11 @@ func (m *Manager) Add(ctx context.Context, c config.Camera) error {
 }
 
 // Update replaces an API camera's settings; an empty Password keeps the
-// stored one. Streams restart only when what they connect to changed;
+// stored one, but only when every URL still names a host:port the camera
+// had (else ErrPasswordNeeded: the password is never carried to another
+// host). Streams restart only when what they connect to changed;
 // retention changes apply at the next retention pass. Errors: *config.Error,
-// ErrNotFound, ErrReadOnly, or the store's.
+// ErrNotFound, ErrReadOnly, ErrPasswordNeeded, or the store's.
 func (m *Manager) Update(ctx context.Context, c config.Camera) error {
 	m.ops.Lock()
 	defer m.ops.Unlock()
@@ -294,7 +339,11 @@ func (m *Manager) Update(ctx context.Context, c config.Camera) error {
 	if c.SubURL == StripCredentials(old.Spec.SubURL) {
 		c.SubURL = old.Spec.SubURL
 	}
+	moveCredentials(&c)
 	if c.Password == "" && c.Username == old.Spec.Username {
+		if err := checkEndpoints(old.Spec, c); err != nil {
+			return err
+		}
 		c.Password = old.Spec.Password
 	}
 	raw := c

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/custos-nvr/custos/internal/api"
+	"github.com/custos-nvr/custos/internal/sim"
+)
+
+// rtspTrap is an RTSP listener that challenges every request for
+// credentials (Digest and Basic) and records every byte it receives.
+type rtspTrap struct {
+	addr string
+	mu   sync.Mutex
+	got  bytes.Buffer
+}
+
+func startTrap(t *testing.T) *rtspTrap {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &rtspTrap{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				cseq := ""
+				for range 1000 {
+					line, err := br.ReadString('\n')
+					tr.mu.Lock()
+					tr.got.WriteString(line)
+					tr.mu.Unlock()
+					if err != nil {
+						return
+					}
+					if v, ok := strings.CutPrefix(line, "CSeq:"); ok {
+						cseq = strings.TrimSpace(v)
+					}
+					if line == "\r\n" {
+						fmt.Fprintf(c, "RTSP/1.0 401 Unauthorized\r\nCSeq: %s\r\n"+
+							"WWW-Authenticate: Digest realm=\"trap\", nonce=\"0123456789abcdef\"\r\n"+
+							"WWW-Authenticate: Basic realm=\"trap\"\r\n\r\n", cseq)
+					}
+				}
+			})
+		}
+	})
+	return tr
+}
+
+func (tr *rtspTrap) received() string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.got.String()
+}
+
+// TestCameraPasswordStaysWithItsHost: an operator cannot move a camera
+// to another host and have the server send it the stored password. A
+// change of host or port (main or sub-stream) without the password is
+// refused with 422 and the trap at the new address receives nothing;
+// typing the password again is accepted (and the trap then sees the
+// client's credentials, which shows it would have caught them).
+// Operators without every permission on the camera get 403.
+func TestCameraPasswordStaysWithItsHost(t *testing.T) {
+	simAddr := startSimulator(t, sim.Options{Cameras: 1, User: "cam", Pass: "cam-secret"})
+	trap := startTrap(t)
+	dir := t.TempDir()
+	srv, _, _ := serveYAML(t, dir, "")
+	defer func() { srv.stop() }()
+	call := func(user, method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.baseURL()+path, strings.NewReader(body))
+		req.SetBasicAuth(user, user+"-password")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := call("admin", "POST", "/api/cameras", `{"name":"yard","url":"rtsp://cam:cam-secret@`+simAddr+`/cam1"}`); code != 201 {
+		t.Fatalf("add yard: %d %s", code, body)
+	}
+	for _, u := range []string{`{"name":"olga","role":"operator","password":"olga-password","grants":{"yard":"all"}}`,
+		`{"name":"eve","role":"operator","password":"eve-password","grants":{"yard":"live,recordings"}}`} {
+		if code, body := call("admin", "POST", "/api/users", u); code != 201 {
+			t.Fatalf("add user: %d %s", code, body)
+		}
+	}
+	moved := `{"url":"rtsp://` + trap.addr + `/cam1","username":"cam"}`
+	for _, tc := range []struct {
+		user, method, path, body string
+		code                     int
+		msg                      string
+	}{
+		{"eve", "PUT", "/api/cameras/yard", moved, 403, "permission"},
+		{"eve", "PUT", "/api/cameras/yard", `{"url":"rtsp://` + simAddr + `/cam1","username":"cam","max_age_hours":1}`, 403, "permission"},
+		{"eve", "DELETE", "/api/cameras/yard", "", 403, "permission"},
+		{"eve", "POST", "/api/cameras", `{"name":"gate","url":"rtsp://` + trap.addr + `/x"}`, 403, "every camera"},
+		{"olga", "POST", "/api/cameras", `{"name":"gate","url":"rtsp://` + trap.addr + `/x"}`, 403, "every camera"},
+		{"olga", "PUT", "/api/cameras/yard", moved, 422, "password"},
+		{"admin", "PUT", "/api/cameras/yard", moved, 422, "password"},
+		{"olga", "PUT", "/api/cameras/yard", `{"url":"rtsp://` + simAddr + `/cam1","sub_url":"rtsp://` + trap.addr + `/sub","username":"cam"}`, 422, "sub_url"},
+		// Hosts compare as written: localhost is not 127.0.0.1.
+		{"olga", "PUT", "/api/cameras/yard", `{"url":"rtsp://` + strings.Replace(simAddr, "127.0.0.1", "localhost", 1) + `/cam1","username":"cam"}`, 422, "password"},
+		{"olga", "PUT", "/api/cameras/yard", `{"url":"rtsp://` + simAddr + `/cam1","username":"cam","max_age_hours":5}`, 200, ""},
+	} {
+		if code, body := call(tc.user, tc.method, tc.path, tc.body); code != tc.code || !strings.Contains(body, tc.msg) {
+			t.Errorf("%s %s %s %s: %d %s, want %d with %q", tc.user, tc.method, tc.path, tc.body, code, body, tc.code, tc.msg)
+		}
+	}
+	// Had a refused change gone through, the camera would have dialled
+	// the trap at once.
+	time.Sleep(2 * time.Second)
+	if got := trap.received(); got != "" {
+		t.Fatalf("the trap received, after refused changes:\n%s", got)
+	}
+	_, body := call("admin", "GET", "/api/cameras", "")
+	var cams []api.CameraJSON
+	json.Unmarshal([]byte(body), &cams)
+	if len(cams) != 1 || cams[0].Config.URL != "rtsp://"+simAddr+"/cam1" || cams[0].Config.MaxAgeHours != 5 {
+		t.Errorf("yard after the refused changes: %s", body)
+	}
+
+	// With the password typed again the move is the operator's choice.
+	if code, body := call("olga", "PUT", "/api/cameras/yard", `{"url":"rtsp://`+trap.addr+`/cam1","username":"cam","password":"typed-again"}`); code != 200 {
+		t.Fatalf("move with the password: %d %s", code, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(trap.received(), "Authorization:") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the trap never saw credentials; it received:\n%s", trap.received())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
