@@ -61,7 +61,7 @@ func (s *Server) probeCamera(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(r.Context().Err(), context.Canceled) {
 			return
 		}
-		s.writeError(w, r, &Error{Status: http.StatusUnprocessableEntity, Message: probe.Describe(err)})
+		s.writeError(w, r, &Error{Status: http.StatusUnprocessableEntity, Message: rtsp.RedactURL(probe.Describe(err))})
 		return
 	}
 	res.URL = rtsp.RedactURL(res.URL)
