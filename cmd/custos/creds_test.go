@@ -3,18 +3,26 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/custos-nvr/custos/internal/api"
+	"github.com/custos-nvr/custos/internal/config"
 	"github.com/custos-nvr/custos/internal/sim"
+	"github.com/custos-nvr/custos/internal/store/sqlite"
 )
 
 // rtspTrap is an RTSP listener that challenges every request for
@@ -89,7 +97,12 @@ func TestCameraPasswordStaysWithItsHost(t *testing.T) {
 	trap := startTrap(t)
 	dir := t.TempDir()
 	srv, _, _ := serveYAML(t, dir, "")
-	defer func() { srv.stop() }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			srv.stop()
+		}
+	}()
 	call := func(user, method, path, body string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest(method, srv.baseURL()+path, strings.NewReader(body))
@@ -157,4 +170,134 @@ func TestCameraPasswordStaysWithItsHost(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+
+	// Neither password is in the index's files, which only the server's
+	// user may read.
+	stopped = true
+	srv.stop()
+	assertNotInFiles(t, dir, "cam-secret", "typed-again")
+	assertPrivate(t, dir)
+}
+
+// assertNotInFiles fails if any of secrets is in the bytes of the index
+// (and its -wal file, if left).
+func assertNotInFiles(t *testing.T, dir string, secrets ...string) {
+	t.Helper()
+	for _, name := range []string{"index.db", "index.db-wal"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if errors.Is(err, fs.ErrNotExist) && name != "index.db" {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sec := range secrets {
+			if bytes.Contains(b, []byte(sec)) {
+				t.Errorf("%s holds %q in plaintext", name, sec)
+			}
+		}
+	}
+}
+
+// assertPrivate fails if the index or a key file may be read by group or
+// others.
+func assertPrivate(t *testing.T, dir string) {
+	t.Helper()
+	if runtime.GOOS == "windows" {
+		return
+	}
+	for _, name := range []string{"index.db", "keys/node.key", "keys/secrets.key", "audit.log"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s: mode %04o, want 0600", name, m)
+		}
+	}
+}
+
+// TestStoredCameraSecretsSealed: a camera stored in plaintext by an older
+// version (and an index left readable by others) is sealed and restricted
+// at the next start, and still records; with another key file it reports
+// an error naming the camera and the key file while the others record.
+func TestStoredCameraSecretsSealed(t *testing.T) {
+	simAddr := startSimulator(t, sim.Options{Cameras: 2, User: "cam", Pass: "cam-secret"})
+	dir := t.TempDir()
+	idx, err := sqlite.Open(filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// yard records; gate's URL has its credentials in the query string
+	// (the simulator does not serve it, but it must be sealed as well).
+	for _, c := range []config.Camera{{Name: "yard", URL: "rtsp://" + simAddr + "/cam2", Username: "cam", Password: "cam-secret"},
+		{Name: "gate", URL: "rtsp://" + simAddr + "/cam2?user=cam&Password=gate-secret"}} {
+		if err := idx.PutCamera(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idx.Close()
+	os.Chmod(filepath.Join(dir, "index.db"), 0o644)
+	raw, _ := os.ReadFile(filepath.Join(dir, "index.db"))
+	if !bytes.Contains(raw, []byte("cam-secret")) || !bytes.Contains(raw, []byte("gate-secret")) {
+		t.Fatal("the test's plaintext row is not in the index file")
+	}
+	tail := "cameras:\n  - {name: door, url: \"rtsp://cam:cam-secret@" + simAddr + "/cam1\"}\n"
+	srv, _, logs := serveYAML(t, dir, tail)
+	status := func(name string) (api.CameraJSON, bool) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.baseURL()+"/api/cameras", nil)
+		req.SetBasicAuth("admin", "admin-password")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var cams []api.CameraJSON
+		json.NewDecoder(resp.Body).Decode(&cams)
+		for _, c := range cams {
+			if c.Name == name {
+				return c, true
+			}
+		}
+		return api.CameraJSON{}, false
+	}
+	waitState := func(name, state string) api.CameraJSON {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			c, _ := status(name)
+			if c.Status == state && (state != "recording" || c.Streams[0].Frames > 0) {
+				return c
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("camera %s is not %s: %+v", name, state, c)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitState("yard", "recording")
+	if g, _ := status("gate"); g.Config.URL != "rtsp://"+simAddr+"/cam2?user=cam&Password=xxxxx" {
+		t.Errorf("the API shows gate's URL as %q, want its query-string password redacted", g.Config.URL)
+	}
+	for _, want := range []string{"sealed the plaintext", "restricted it to mode 0600"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log does not say %q:\n%s", want, logs.String())
+		}
+	}
+	srv.stop()
+	assertNotInFiles(t, dir, "cam-secret", "gate-secret")
+	assertPrivate(t, dir)
+
+	// Another key file (the index copied without its own): yard says why,
+	// door records, the server serves.
+	keyPath := filepath.Join(dir, "keys", "secrets.key")
+	os.Remove(keyPath)
+	srv, _, logs = serveYAML(t, dir, tail)
+	defer srv.stop()
+	y := waitState("yard", "error")
+	if !strings.Contains(y.Reason, "camera yard") || !strings.Contains(y.Reason, keyPath) {
+		t.Errorf("yard's reason %q does not name the camera and %s", y.Reason, keyPath)
+	}
+	waitState("door", "recording")
 }

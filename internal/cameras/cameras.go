@@ -23,6 +23,7 @@ import (
 	"github.com/custos-nvr/custos/internal/recorder"
 	"github.com/custos-nvr/custos/internal/retention"
 	"github.com/custos-nvr/custos/internal/rtsp"
+	"github.com/custos-nvr/custos/internal/secret"
 	"github.com/custos-nvr/custos/internal/store"
 )
 
@@ -67,6 +68,9 @@ type Options struct {
 	OnWriteError func(error)
 	// Chain keeps the streams' hash chains (nil: none).
 	Chain recorder.ChainRecorder
+	// Secrets seals the URLs and password of cameras before they are
+	// stored and opens them when read (required when Store is set).
+	Secrets *secret.Box
 }
 
 // Camera is a running camera. The slices are not modified after the
@@ -105,15 +109,34 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 			return nil, err
 		}
 	}
+	if o.Secrets == nil {
+		m.Close()
+		return nil, errors.New("cameras: a secret box is required to read stored cameras")
+	}
 	stored, err := o.Store.StoredCameras(ctx)
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("cameras: %w", err)
 	}
+	if err := m.sealPlaintext(ctx, stored); err != nil {
+		m.Close()
+		return nil, err
+	}
 	for i, c := range stored {
 		if _, ok := m.Get(c.Name); ok {
 			o.Logger.Warn("cameras: a camera added in the UI has the name of one in the configuration file; the file's wins",
 				"camera", c.Name)
+			continue
+		}
+		c, err := m.unseal(c)
+		if err != nil {
+			// The key file is not the one it was sealed with: say so on
+			// the camera, record the others.
+			o.Logger.Error("cameras: stored camera cannot be started", "camera", c.Name, "err", err)
+			if err := m.startBroken(c, err); err != nil {
+				m.Close()
+				return nil, err
+			}
 			continue
 		}
 		o.Config.CameraDefaults(&c, len(o.Config.Cameras)+i)
@@ -128,6 +151,24 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 		}
 	}
 	return m, nil
+}
+
+// startBroken lists a stored camera whose secrets cannot be opened: its
+// main stream reports why instead of recording.
+func (m *Manager) startBroken(spec config.Camera, why error) error {
+	cam := &Camera{Spec: spec, Source: SourceAPI, cancel: func() {}, done: make(chan struct{})}
+	close(cam.done)
+	sup, err := recorder.NewSupervisor(recorder.StreamConfig{Camera: spec.Name, Stream: "main", Index: m.o.Index,
+		Logger: m.o.Logger}, &recorder.SetupError{Err: why})
+	if err != nil {
+		return fmt.Errorf("camera %s: %w", spec.Name, err)
+	}
+	cam.Streams = []*recorder.Supervisor{sup}
+	m.mu.Lock()
+	m.cams = append(m.cams, cam)
+	m.sortLocked()
+	m.mu.Unlock()
+	return nil
 }
 
 // start builds and runs a camera's streams and adds it to the list.
@@ -228,15 +269,17 @@ func (m *Manager) Get(name string) (*Camera, bool) {
 	return nil, false
 }
 
-// StripCredentials returns an RTSP URL without its user information, for
-// display; a string that does not parse is returned redacted.
+// StripCredentials returns an RTSP URL without its user information and
+// with the values of credential query parameters redacted
+// (rtsp.RedactURL), for display; a string that does not parse is
+// returned redacted.
 func StripCredentials(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return rtsp.RedactURL(raw)
 	}
 	u.User = nil
-	return u.String()
+	return rtsp.RedactURL(u.String())
 }
 
 // moveCredentials moves the main URL's user name and password into the
@@ -309,7 +352,7 @@ func (m *Manager) Add(ctx context.Context, c config.Camera) error {
 	if err := m.prepare(&c); err != nil {
 		return err
 	}
-	if err := m.o.Store.PutCamera(ctx, raw); err != nil {
+	if err := m.o.Store.PutCamera(ctx, m.seal(raw)); err != nil {
 		return err
 	}
 	return m.start(c, SourceAPI)
@@ -350,7 +393,7 @@ func (m *Manager) Update(ctx context.Context, c config.Camera) error {
 	if err := m.prepare(&c); err != nil {
 		return err
 	}
-	if err := m.o.Store.PutCamera(ctx, raw); err != nil {
+	if err := m.o.Store.PutCamera(ctx, m.seal(raw)); err != nil {
 		return err
 	}
 	s := old.Spec
