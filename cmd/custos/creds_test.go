@@ -91,7 +91,8 @@ func (tr *rtspTrap) received() string {
 // refused with 422 and the trap at the new address receives nothing;
 // typing the password again is accepted (and the trap then sees the
 // client's credentials, which shows it would have caught them).
-// Operators without every permission on the camera get 403.
+// Operators without every permission on the camera get 403. Probing with
+// the stored credentials works only against the camera's own host.
 func TestCameraPasswordStaysWithItsHost(t *testing.T) {
 	simAddr := startSimulator(t, sim.Options{Cameras: 1, User: "cam", Pass: "cam-secret"})
 	trap := startTrap(t)
@@ -141,6 +142,12 @@ func TestCameraPasswordStaysWithItsHost(t *testing.T) {
 		// Hosts compare as written: localhost is not 127.0.0.1.
 		{"olga", "PUT", "/api/cameras/yard", `{"url":"rtsp://` + strings.Replace(simAddr, "127.0.0.1", "localhost", 1) + `/cam1","username":"cam"}`, 422, "password"},
 		{"olga", "PUT", "/api/cameras/yard", `{"url":"rtsp://` + simAddr + `/cam1","username":"cam","max_age_hours":5}`, 200, ""},
+		// Probing with the stored credentials: on the camera's host only,
+		// by those who may manage it.
+		{"olga", "POST", "/api/probe", `{"url":"rtsp://` + simAddr + `/cam1","camera":"yard"}`, 200, `"codec": "h264"`},
+		{"olga", "POST", "/api/probe", `{"url":"rtsp://` + trap.addr + `/cam1","camera":"yard"}`, 422, "password"},
+		{"eve", "POST", "/api/probe", `{"url":"rtsp://` + simAddr + `/cam1","camera":"yard"}`, 403, "every permission"},
+		{"eve", "POST", "/api/probe", `{"url":"rtsp://` + simAddr + `/cam1","camera":"nosuch"}`, 403, "every permission"},
 	} {
 		if code, body := call(tc.user, tc.method, tc.path, tc.body); code != tc.code || !strings.Contains(body, tc.msg) {
 			t.Errorf("%s %s %s %s: %d %s, want %d with %q", tc.user, tc.method, tc.path, tc.body, code, body, tc.code, tc.msg)

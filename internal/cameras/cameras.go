@@ -333,6 +333,30 @@ func checkEndpoints(old config.Camera, c config.Camera) error {
 	return nil
 }
 
+// ProbeCredentials returns what a probe of rawURL on behalf of camera
+// name may use: the stored URL when rawURL is how the API shows one of
+// the camera's URLs (StripCredentials), and the stored user name and
+// password, but only when rawURL names a host:port of the camera's URLs.
+// Errors: ErrNotFound, ErrPasswordNeeded (another host: the stored
+// password is not sent there). No I/O.
+func (m *Manager) ProbeCredentials(name, rawURL string) (probeURL, user, pass string, err error) {
+	c, ok := m.Get(name)
+	if !ok {
+		return "", "", "", fmt.Errorf("camera %q: %w", name, ErrNotFound)
+	}
+	sp := c.Spec
+	for _, u := range []string{sp.URL, sp.SubURL} {
+		if u != "" && rawURL == StripCredentials(u) {
+			rawURL = u
+		}
+	}
+	probe := config.Camera{Name: name, URL: rawURL}
+	if err := checkEndpoints(sp, probe); err != nil {
+		return "", "", "", err
+	}
+	return rawURL, sp.Username, sp.Password, nil
+}
+
 // prepare fills defaults and validates a camera from the API.
 func (m *Manager) prepare(c *config.Camera) error {
 	m.o.Config.CameraDefaults(c, len(m.List()))

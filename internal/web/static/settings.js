@@ -142,7 +142,10 @@ async function probeForm() {
     if (!url) continue;
     try {
       const res = await (await api("/api/probe", { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ url, username: b.username, password: b.password, seconds: 2 }) })).json();
+        // Editing with the password left empty: the server probes with the
+        // stored one, but only on the camera's own host and port.
+        body: JSON.stringify({ url, username: b.username, password: b.password, seconds: 2,
+          camera: editing && !b.password ? editing : undefined }) })).json();
       for (const t of res.tracks.filter((t) => t.received)) {
         rows.push(`<tr><td>${stream}</td><td>${esc(t.codec)} ${esc(t.profile || "")}</td><td>${t.width}×${t.height}</td>
           <td>${t.fps ? t.fps.toFixed(0) : "?"}</td><td>${(t.received.bytes * 8 / res.seconds / 1000).toFixed(0)} kbit/s</td></tr>`);
