@@ -166,8 +166,9 @@ func TestCameraPasswordStaysWithItsHost(t *testing.T) {
 		t.Errorf("yard after the refused changes: %s", body)
 	}
 
-	// With the password typed again the move is the operator's choice.
-	if code, body := call("olga", "PUT", "/api/cameras/yard", `{"url":"rtsp://`+trap.addr+`/cam1","username":"cam","password":"typed-again"}`); code != 200 {
+	// With the password typed again (here in the URL) the move is the
+	// operator's choice.
+	if code, body := call("olga", "PUT", "/api/cameras/yard", `{"url":"rtsp://cam:typed-again@`+trap.addr+`/cam1","username":"cam"}`); code != 200 {
 		t.Fatalf("move with the password: %d %s", code, body)
 	}
 	deadline := time.Now().Add(10 * time.Second)

@@ -283,13 +283,14 @@ func StripCredentials(raw string) string {
 }
 
 // moveCredentials moves the main URL's user name and password into the
-// camera's fields (when those are empty), so that stored URLs carry none.
+// camera's fields (when those are empty, or the password alone when the
+// user names agree), so that stored URLs carry none.
 func moveCredentials(c *config.Camera) {
 	u, err := url.Parse(c.URL)
 	if err != nil || u.User == nil {
 		return
 	}
-	if c.Username == "" {
+	if c.Username == "" || c.Password == "" && u.User.Username() == c.Username {
 		c.Username = u.User.Username()
 		c.Password, _ = u.User.Password()
 	}
