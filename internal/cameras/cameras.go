@@ -69,7 +69,7 @@ type Options struct {
 	// Chain keeps the streams' hash chains (nil: none).
 	Chain recorder.ChainRecorder
 	// Secrets seals the URLs and password of cameras before they are
-	// stored and opens them when read (required when Store is set).
+	// stored and opens them when read (required).
 	Secrets *secret.Box
 }
 
