@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/custos-nvr/custos/internal/config"
 	"github.com/custos-nvr/custos/internal/integrity"
@@ -44,4 +45,10 @@ func runKey(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s\nfingerprint %s\n", integrity.PublicKeyString(pub), integrity.KeyFingerprint(pub))
 	return nil
+}
+
+// secretKeyPath is the key file that seals the stored camera URLs and
+// passwords (internal/secret), beside the node key.
+func secretKeyPath(cfg *config.Config) string {
+	return filepath.Join(cfg.DataDir, "keys", "secrets.key")
 }

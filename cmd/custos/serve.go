@@ -29,6 +29,7 @@ import (
 	"github.com/custos-nvr/custos/internal/playback"
 	"github.com/custos-nvr/custos/internal/recorder"
 	"github.com/custos-nvr/custos/internal/retention"
+	"github.com/custos-nvr/custos/internal/secret"
 	"github.com/custos-nvr/custos/internal/store"
 	"github.com/custos-nvr/custos/internal/store/sqlite"
 	"github.com/custos-nvr/custos/internal/thumb"
@@ -111,6 +112,9 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 	if err != nil {
 		return nil, fmt.Errorf("open index: %w", err)
 	}
+	for _, p := range idx.Tightened() {
+		e.log.Info("index: group or others could read this file; restricted it to mode 0600", "file", p)
+	}
 	disks := map[string]blob.Store{}
 	diskErr := map[string]error{}
 	for _, sc := range cfg.Storage {
@@ -131,6 +135,12 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 	if created {
 		fmt.Fprintf(e.stdout, "custos: created the node signing key %s\n        public key %s (custos key show prints it)\n",
 			nodeKeyPath(cfg), integrity.PublicKeyString(key.Public().(ed25519.PublicKey)))
+	}
+	// Stored camera URLs and passwords are sealed under a key beside it.
+	secrets, _, err := secret.LoadOrCreate(secretKeyPath(cfg))
+	if err != nil {
+		idx.Close()
+		return nil, err
 	}
 	chains := &evidence.Chains{Store: idx, Key: key}
 	if err := recorder.Recover(ctx, idx, disks, e.log, chains); err != nil {
@@ -195,7 +205,7 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		}
 	}
 	mgr, err := cameras.Start(rctx, cameras.Options{Config: cfg, Index: idx, Store: idx, Disks: disks, DiskErr: diskErr,
-		Logger: e.log, OnWriteError: onWriteError, Chain: chains})
+		Logger: e.log, OnWriteError: onWriteError, Chain: chains, Secrets: secrets})
 	if err != nil {
 		return fail(err)
 	}

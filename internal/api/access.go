@@ -37,6 +37,9 @@ type access struct {
 	// perm, when set, is the permission needed on the camera named by
 	// the {name} path value; it may depend on the request.
 	perm func(*http.Request) auth.Perm
+	// everyCamera checks perm on the * grant (every camera) instead of
+	// the {name} camera.
+	everyCamera bool
 }
 
 var (
@@ -50,6 +53,16 @@ func cameraPerm(p auth.Perm) access {
 	return access{perm: func(*http.Request) auth.Perm { return p }}
 }
 
+// Camera management (docs/security.md, "Roles and grants"): an operator
+// changes, removes or probes with the stored password only a camera on
+// which they hold every permission (live, recordings and export, directly
+// or through *), and adds a camera only with every permission on * (a
+// new camera is then theirs to see like every other). Admins may do all.
+var (
+	manageCamera = access{role: auth.Operator, perm: func(*http.Request) auth.Perm { return auth.PermAll }}
+	manageAll    = access{role: auth.Operator, perm: func(*http.Request) auth.Perm { return auth.PermAll }, everyCamera: true}
+)
+
 // Route is a registered route and who may use it (for the route-walking
 // test and docs/api.md).
 type Route struct {
@@ -57,7 +70,8 @@ type Route struct {
 	Public  bool
 	// Role is the minimum role; "" for any signed-in user.
 	Role auth.Role
-	// Camera is true when the route needs a grant on the {name} camera.
+	// Camera is true when the route needs a grant on the {name} camera
+	// (on * for adding a camera).
 	Camera bool
 }
 
@@ -114,7 +128,13 @@ func (s *Server) guard(a access, h http.HandlerFunc) http.Handler {
 				Message: fmt.Sprintf("user %q (%s) may not do this: it needs the %s role", u.Name, u.Role, a.role)})
 			return
 		}
-		if a.perm != nil {
+		if a.perm != nil && a.everyCamera {
+			if perm := a.perm(r); !u.Can(auth.AllCameras, perm) {
+				s.writeError(w, r, &Error{Status: http.StatusForbidden,
+					Message: fmt.Sprintf("user %q may not do this: it needs the %s permission on every camera (a grant on %s)", u.Name, perm, auth.AllCameras)})
+				return
+			}
+		} else if a.perm != nil {
 			cam, perm := r.PathValue("name"), a.perm(r)
 			if !u.Can(cam, perm) {
 				s.writeError(w, r, &Error{Status: http.StatusForbidden,
@@ -129,6 +149,14 @@ func (s *Server) guard(a access, h http.HandlerFunc) http.Handler {
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
+}
+
+// listable reports whether the request's caller may see camera in a
+// list: they hold a grant on it (any permission) or are an admin. On a
+// public route (no caller: metrics.public) every camera is listed.
+func listable(r *http.Request, camera string) bool {
+	p := who(r)
+	return p == nil || p.user.CanAny(camera)
 }
 
 func safeMethod(m string) bool {

@@ -122,9 +122,9 @@ func (s *Server) build() (http.Handler, []Route) {
 	handle("GET /api/audit", admin, s.auditLog)
 
 	handle("GET /api/cameras", anyUser, s.cameras)
-	handle("POST /api/cameras", operator, s.addCamera)
-	handle("PUT /api/cameras/{name}", operator, s.updateCamera)
-	handle("DELETE /api/cameras/{name}", operator, s.removeCamera)
+	handle("POST /api/cameras", manageAll, s.addCamera)
+	handle("PUT /api/cameras/{name}", manageCamera, s.updateCamera)
+	handle("DELETE /api/cameras/{name}", manageCamera, s.removeCamera)
 	handle("GET /api/cameras/{name}/recordings", cameraPerm(auth.PermRecordings), s.recordings)
 	handle("GET /api/cameras/{name}/locks", cameraPerm(auth.PermRecordings), s.locks)
 	handle("POST /api/cameras/{name}/locks", cameraPerm(auth.PermExport), s.addLock)

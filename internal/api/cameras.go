@@ -36,7 +36,8 @@ type CameraAdmin interface {
 
 // CameraRequest is the body of POST /api/cameras and PUT
 // /api/cameras/{name}. An empty password on PUT keeps the stored one
-// (when the user name is unchanged); zero retention limits take the
+// (when the user name is unchanged and no URL's host or port changed:
+// otherwise 422); zero retention limits take the
 // configuration's default.
 type CameraRequest struct {
 	Name        string  `json:"name"`
@@ -68,6 +69,8 @@ func cameraError(err error) error {
 		return &Error{Status: http.StatusBadRequest, Message: ce.Error()}
 	case errors.Is(err, cameras.ErrExists), errors.Is(err, cameras.ErrReadOnly):
 		return &Error{Status: http.StatusConflict, Message: err.Error()}
+	case errors.Is(err, cameras.ErrPasswordNeeded):
+		return &Error{Status: http.StatusUnprocessableEntity, Message: err.Error()}
 	case errors.Is(err, cameras.ErrNotFound):
 		return &Error{Status: http.StatusNotFound, Message: err.Error()}
 	}

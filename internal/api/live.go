@@ -92,11 +92,15 @@ type LiveStatsJSON struct {
 	Stats  live.Stats `json:"stats"`
 }
 
-// liveStats serves GET /api/live: every hub's counters (viewers, frames,
-// drops, Publish-to-queued latency), for operators and benchmarks.
+// liveStats serves GET /api/live: the counters (viewers, frames, drops,
+// Publish-to-queued latency) of every hub of the cameras the caller holds
+// a grant on, for operators and benchmarks.
 func (s *Server) liveStats(w http.ResponseWriter, r *http.Request) {
 	out := []LiveStatsJSON{}
 	for _, c := range s.Cameras.List() {
+		if !listable(r, c.Name) {
+			continue
+		}
 		for i, h := range c.Live {
 			if h != nil {
 				out = append(out, LiveStatsJSON{Camera: c.Name, Stream: []string{"main", "sub"}[min(i, 1)], Stats: h.Stats()})

@@ -11,9 +11,9 @@ import (
 // metrics serves GET /metrics in the Prometheus text format (version
 // 0.0.4): per stream the recorder's state and counters, per live hub its
 // viewers. Operators and admins may read it (a Prometheus server scrapes
-// with an API token: bearer_token in its scrape config); with
-// Server.MetricsPublic it is open to anyone who reaches the listen
-// address.
+// with an API token: bearer_token in its scrape config), and see only
+// the cameras they hold a grant on; with Server.MetricsPublic it is open
+// to anyone who reaches the listen address, with every camera.
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	var b strings.Builder
 	family := func(name, typ, help string) {
@@ -25,6 +25,9 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	}
 	var frames, reconnects, up, bitrate, lastFrame, viewers, liveSkipped []sample
 	for _, c := range s.Cameras.List() {
+		if !listable(r, c.Name) {
+			continue
+		}
 		for i, sup := range c.Streams {
 			st := sup.Status()
 			l := labels("camera", c.Name, "stream", st.Stream)

@@ -20,8 +20,10 @@ import (
 type Role string
 
 // Roles. Admins may do everything on every camera, manage users and read
-// the audit log. Operators may in addition to their grants probe and
-// manage cameras and see storage status. Viewers have only their grants.
+// the audit log. Operators may in addition to their grants probe cameras
+// and see storage status, and manage the cameras on which they hold every
+// permission (adding one takes every permission on AllCameras). Viewers
+// have only their grants.
 const (
 	Admin    Role = "admin"
 	Operator Role = "operator"

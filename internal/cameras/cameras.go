@@ -5,12 +5,15 @@
 package cameras
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 	"github.com/custos-nvr/custos/internal/recorder"
 	"github.com/custos-nvr/custos/internal/retention"
 	"github.com/custos-nvr/custos/internal/rtsp"
+	"github.com/custos-nvr/custos/internal/secret"
 	"github.com/custos-nvr/custos/internal/store"
 )
 
@@ -35,6 +39,10 @@ var (
 	ErrNotFound = errors.New("no such camera")
 	// ErrReadOnly: cameras of the configuration file change there.
 	ErrReadOnly = errors.New("the camera is defined in the configuration file: change it there and restart")
+	// ErrPasswordNeeded: a change of host or port must come with the
+	// camera's password, which is never sent to a host:port it was not
+	// set for.
+	ErrPasswordNeeded = errors.New("type the camera's password again: a stored password is only sent to the host and port it was set for")
 )
 
 // Store keeps the cameras added through the API (sqlite.Store).
@@ -60,6 +68,9 @@ type Options struct {
 	OnWriteError func(error)
 	// Chain keeps the streams' hash chains (nil: none).
 	Chain recorder.ChainRecorder
+	// Secrets seals the URLs and password of cameras before they are
+	// stored and opens them when read (required).
+	Secrets *secret.Box
 }
 
 // Camera is a running camera. The slices are not modified after the
@@ -98,15 +109,34 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 			return nil, err
 		}
 	}
+	if o.Secrets == nil {
+		m.Close()
+		return nil, errors.New("cameras: a secret box is required to read stored cameras")
+	}
 	stored, err := o.Store.StoredCameras(ctx)
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("cameras: %w", err)
 	}
+	if err := m.sealPlaintext(ctx, stored); err != nil {
+		m.Close()
+		return nil, err
+	}
 	for i, c := range stored {
 		if _, ok := m.Get(c.Name); ok {
 			o.Logger.Warn("cameras: a camera added in the UI has the name of one in the configuration file; the file's wins",
 				"camera", c.Name)
+			continue
+		}
+		c, err := m.unseal(c)
+		if err != nil {
+			// The key file is not the one it was sealed with: say so on
+			// the camera, record the others.
+			o.Logger.Error("cameras: stored camera cannot be started", "camera", c.Name, "err", err)
+			if err := m.startBroken(c, err); err != nil {
+				m.Close()
+				return nil, err
+			}
 			continue
 		}
 		o.Config.CameraDefaults(&c, len(o.Config.Cameras)+i)
@@ -121,6 +151,24 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 		}
 	}
 	return m, nil
+}
+
+// startBroken lists a stored camera whose secrets cannot be opened: its
+// main stream reports why instead of recording.
+func (m *Manager) startBroken(spec config.Camera, why error) error {
+	cam := &Camera{Spec: spec, Source: SourceAPI, cancel: func() {}, done: make(chan struct{})}
+	close(cam.done)
+	sup, err := recorder.NewSupervisor(recorder.StreamConfig{Camera: spec.Name, Stream: "main", Index: m.o.Index,
+		Logger: m.o.Logger}, &recorder.SetupError{Err: why})
+	if err != nil {
+		return fmt.Errorf("camera %s: %w", spec.Name, err)
+	}
+	cam.Streams = []*recorder.Supervisor{sup}
+	m.mu.Lock()
+	m.cams = append(m.cams, cam)
+	m.sortLocked()
+	m.mu.Unlock()
+	return nil
 }
 
 // start builds and runs a camera's streams and adds it to the list.
@@ -221,30 +269,93 @@ func (m *Manager) Get(name string) (*Camera, bool) {
 	return nil, false
 }
 
-// StripCredentials returns an RTSP URL without its user information, for
-// display; a string that does not parse is returned redacted.
+// StripCredentials returns an RTSP URL without its user information and
+// with the values of credential query parameters redacted
+// (rtsp.RedactURL), for display; a string that does not parse is
+// returned redacted.
 func StripCredentials(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return rtsp.RedactURL(raw)
 	}
 	u.User = nil
-	return u.String()
+	return rtsp.RedactURL(u.String())
 }
 
 // moveCredentials moves the main URL's user name and password into the
-// camera's fields (when those are empty), so that stored URLs carry none.
+// camera's fields (when those are empty, or the password alone when the
+// user names agree), so that stored URLs carry none.
 func moveCredentials(c *config.Camera) {
 	u, err := url.Parse(c.URL)
 	if err != nil || u.User == nil {
 		return
 	}
-	if c.Username == "" {
+	if c.Username == "" || c.Password == "" && u.User.Username() == c.Username {
 		c.Username = u.User.Username()
 		c.Password, _ = u.User.Password()
 	}
 	u.User = nil
 	c.URL = u.String()
+}
+
+// endpoint is an RTSP URL's host:port, lower case, with RTSP's default
+// port 554 filled in; "" when raw does not parse or has no host.
+func endpoint(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = "554"
+	}
+	return strings.ToLower(net.JoinHostPort(u.Hostname(), port))
+}
+
+// checkEndpoints refuses, with ErrPasswordNeeded, a change that would send
+// old's stored password to a host:port none of old's URLs named.
+func checkEndpoints(old config.Camera, c config.Camera) error {
+	if old.Password == "" {
+		return nil
+	}
+	known := map[string]bool{endpoint(old.URL): true}
+	if old.SubURL != "" {
+		known[endpoint(old.SubURL)] = true
+	}
+	for _, u := range []struct{ key, url string }{{"url", c.URL}, {"sub_url", c.SubURL}} {
+		if u.url == "" {
+			continue
+		}
+		if ep := endpoint(u.url); ep == "" || !known[ep] {
+			return fmt.Errorf("camera %q: %s now points at %s, not at %s: %w", c.Name, u.key,
+				cmp.Or(ep, "another host"), endpoint(old.URL), ErrPasswordNeeded)
+		}
+	}
+	return nil
+}
+
+// ProbeCredentials returns what a probe of rawURL on behalf of camera
+// name may use: the stored URL when rawURL is how the API shows one of
+// the camera's URLs (StripCredentials), and the stored user name and
+// password, but only when rawURL names a host:port of the camera's URLs.
+// Errors: ErrNotFound, ErrPasswordNeeded (another host: the stored
+// password is not sent there). No I/O.
+func (m *Manager) ProbeCredentials(name, rawURL string) (probeURL, user, pass string, err error) {
+	c, ok := m.Get(name)
+	if !ok {
+		return "", "", "", fmt.Errorf("camera %q: %w", name, ErrNotFound)
+	}
+	sp := c.Spec
+	for _, u := range []string{sp.URL, sp.SubURL} {
+		if u != "" && rawURL == StripCredentials(u) {
+			rawURL = u
+		}
+	}
+	probe := config.Camera{Name: name, URL: rawURL}
+	if err := checkEndpoints(sp, probe); err != nil {
+		return "", "", "", err
+	}
+	return rawURL, sp.Username, sp.Password, nil
 }
 
 // prepare fills defaults and validates a camera from the API.
@@ -266,16 +377,18 @@ func (m *Manager) Add(ctx context.Context, c config.Camera) error {
 	if err := m.prepare(&c); err != nil {
 		return err
 	}
-	if err := m.o.Store.PutCamera(ctx, raw); err != nil {
+	if err := m.o.Store.PutCamera(ctx, m.seal(raw)); err != nil {
 		return err
 	}
 	return m.start(c, SourceAPI)
 }
 
 // Update replaces an API camera's settings; an empty Password keeps the
-// stored one. Streams restart only when what they connect to changed;
+// stored one, but only when every URL still names a host:port the camera
+// had (else ErrPasswordNeeded: the password is never carried to another
+// host). Streams restart only when what they connect to changed;
 // retention changes apply at the next retention pass. Errors: *config.Error,
-// ErrNotFound, ErrReadOnly, or the store's.
+// ErrNotFound, ErrReadOnly, ErrPasswordNeeded, or the store's.
 func (m *Manager) Update(ctx context.Context, c config.Camera) error {
 	m.ops.Lock()
 	defer m.ops.Unlock()
@@ -294,14 +407,18 @@ func (m *Manager) Update(ctx context.Context, c config.Camera) error {
 	if c.SubURL == StripCredentials(old.Spec.SubURL) {
 		c.SubURL = old.Spec.SubURL
 	}
+	moveCredentials(&c)
 	if c.Password == "" && c.Username == old.Spec.Username {
+		if err := checkEndpoints(old.Spec, c); err != nil {
+			return err
+		}
 		c.Password = old.Spec.Password
 	}
 	raw := c
 	if err := m.prepare(&c); err != nil {
 		return err
 	}
-	if err := m.o.Store.PutCamera(ctx, raw); err != nil {
+	if err := m.o.Store.PutCamera(ctx, m.seal(raw)); err != nil {
 		return err
 	}
 	s := old.Spec

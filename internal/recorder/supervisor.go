@@ -126,6 +126,14 @@ type Supervisor struct {
 	reconnects int64
 }
 
+// SetupError, given to NewSupervisor as its diskErr, is a reason other
+// than storage why a stream cannot record (a stored camera password that
+// cannot be decrypted); the stream reports it as it is.
+type SetupError struct{ Err error }
+
+func (e *SetupError) Error() string { return e.Err.Error() }
+func (e *SetupError) Unwrap() error { return e.Err }
+
 // NewSupervisor validates cfg and returns a supervisor in state starting.
 // diskErr, when not nil, says why the stream's storage is unusable: the
 // supervisor then reports state error with that reason and records
@@ -155,6 +163,10 @@ func NewSupervisor(cfg StreamConfig, diskErr error) (*Supervisor, error) {
 	s := &Supervisor{cfg: cfg, log: log, state: StateStarting}
 	if diskErr != nil {
 		s.state, s.reason, s.diskErr = StateError, "storage unavailable: "+diskErr.Error(), diskErr
+		var se *SetupError
+		if errors.As(diskErr, &se) {
+			s.reason = se.Err.Error()
+		}
 	}
 	return s, nil
 }

@@ -347,29 +347,32 @@ func (a *Authenticator) String() string {
 func (a *Authenticator) GoString() string { return a.String() }
 
 // RedactURL returns u with the password of its user information replaced by
-// "xxxxx" ("rtsp://admin:xxxxx@cam/"). Strings that do not parse as URLs
-// are redacted heuristically. It never returns the password.
+// "xxxxx" ("rtsp://admin:xxxxx@cam/"), and the values of query parameters
+// that carry credentials too ("?user=admin&password=xxxxx": names holding
+// pass, pw, token, key, auth or secret, in any case). Strings that do not
+// parse as URLs (messages holding URLs) are redacted heuristically. It
+// never returns the password.
 func RedactURL(u string) string {
 	if p, err := url.Parse(u); err == nil {
 		if _, has := p.User.Password(); !has {
-			return u
+			return redactQuery(u)
 		}
-		return p.Redacted()
+		return redactQuery(p.Redacted())
 	}
 	i := strings.Index(u, "://")
 	if i < 0 {
-		return u
+		return redactQuery(u)
 	}
 	rest := u[i+3:]
 	at := strings.LastIndex(rest, "@")
 	if at < 0 {
-		return u
+		return redactQuery(u)
 	}
 	colon := strings.IndexByte(rest[:at], ':')
 	if colon < 0 {
-		return u
+		return redactQuery(u)
 	}
-	return u[:i+3] + rest[:colon+1] + "xxxxx" + rest[at:]
+	return redactQuery(u[:i+3] + rest[:colon+1] + "xxxxx" + rest[at:])
 }
 
 // DigestServer checks RTSP client credentials for one user (server side of

@@ -170,7 +170,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	c.hasCrd = c.user != ""
 	u.User = nil
 	c.url = u
-	c.log = cfg.Logger.With("camera", u.String())
+	c.log = cfg.Logger.With("camera", RedactURL(u.String()))
 	for hop := 0; ; hop++ {
 		err := c.connectAndDescribe(ctx)
 		var redir *redirectError

@@ -64,3 +64,17 @@ func (s *Store) DeleteCamera(ctx context.Context, name string) error {
 		return nil
 	})
 }
+
+// Scrub checkpoints the write-ahead log into the database and truncates
+// it, so that page versions replaced since (camera rows whose plaintext
+// secrets were sealed: secure_delete zeroes them in the database's pages)
+// are gone from the files too. It does I/O and blocks; readers open at
+// the time may keep part of the log (then it is reset at a later
+// checkpoint).
+func (s *Store) Scrub(ctx context.Context) error {
+	var busy, logPages, done int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logPages, &done); err != nil {
+		return fmt.Errorf("checkpoint index %s: %w", s.path, err)
+	}
+	return nil
+}

@@ -27,8 +27,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
+	"runtime"
 
 	_ "modernc.org/sqlite" // registers driver "sqlite"
 
@@ -53,11 +56,16 @@ type Store struct {
 	// Prepared hot statements (database/sql prepares them again on each
 	// pooled connection as needed).
 	segmentsStmt, updateStmt *sql.Stmt
+	// tightened are the files whose mode Open restricted to 0600.
+	tightened []string
 }
 
 var _ store.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the index database at path, configures
+// Open opens (creating if needed, with mode 0600) the index database at
+// path, restricts an existing database and its -wal and -shm files to
+// mode 0600 (Tightened lists them; SQLite gives the -wal and -shm files
+// it creates the database's mode), configures
 // each connection (WAL, synchronous=NORMAL, busy_timeout, foreign keys) and
 // applies pending schema migrations. It refuses a database whose schema
 // version is newer than this code knows. Open does I/O and blocks.
@@ -66,11 +74,18 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", path, err)
 	}
+	tightened, err := privateFiles(abs)
+	if err != nil {
+		return nil, fmt.Errorf("open index %s: %w", abs, err)
+	}
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(1)")
+	// Deleted and replaced rows are zeroed in their pages (no extra I/O),
+	// so a secret replaced by its sealed form leaves no copy behind.
+	q.Add("_pragma", "secure_delete(FAST)")
 	q.Set("_txlock", "immediate")
 	dsn := (&url.URL{Scheme: "file", Path: abs, RawQuery: q.Encode()}).String()
 	db, err := sql.Open("sqlite", dsn)
@@ -79,7 +94,7 @@ func Open(path string) (*Store, error) {
 	}
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
-	s := &Store{db: db, path: abs, wsem: make(chan struct{}, 1)}
+	s := &Store{db: db, path: abs, wsem: make(chan struct{}, 1), tightened: tightened}
 	if err := s.init(context.Background()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open index %s: %w", abs, err)
@@ -108,6 +123,43 @@ func (s *Store) init(ctx context.Context) error {
 	}
 	return nil
 }
+
+// privateFiles creates the database file at path with mode 0600 if it is
+// missing, and restricts it and its -wal and -shm files to 0600 when group
+// or others may access them (not on Windows). It returns the files it
+// restricted.
+func privateFiles(path string) ([]string, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	if runtime.GOOS == "windows" {
+		return nil, nil
+	}
+	var out []string
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, 0o600); err != nil {
+				return nil, fmt.Errorf("restrict %s to mode 0600: %w", p, err)
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// Tightened returns the files Open restricted to mode 0600 (they were
+// readable by group or others), for the caller to log.
+func (s *Store) Tightened() []string { return s.tightened }
 
 // Path returns the absolute path of the database file.
 func (s *Store) Path() string { return s.path }

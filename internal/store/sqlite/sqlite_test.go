@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/custos-nvr/custos/internal/config"
 	"github.com/custos-nvr/custos/internal/store"
 	"github.com/custos-nvr/custos/internal/store/storetest"
 )
@@ -312,5 +314,50 @@ func TestAddSegments(t *testing.T) {
 	}
 	if got, _ := s.Segments(ctx, st.ID, t0, t0.Add(time.Minute)); len(got) != 1 {
 		t.Errorf("failed batch left rows: %+v", got)
+	}
+}
+
+// TestIndexFileModes: a new index and its -wal and -shm files are 0600;
+// an existing one readable by others is restricted at open and reported.
+func TestIndexFileModes(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix modes")
+	}
+	path := filepath.Join(t.TempDir(), "index.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutCamera(context.Background(), config.Camera{Name: "door", URL: "rtsp://a/b"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Tightened()) != 0 {
+		t.Errorf("a new index reports tightened files %v", s.Tightened())
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := fi.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s: mode %04o, want 0600", filepath.Base(p), m)
+		}
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		os.Chmod(p, 0o644)
+	}
+	s.Close()
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s after reopening: mode %04o, want 0600", filepath.Base(p), fi.Mode().Perm())
+		}
+	}
+	if got := s.Tightened(); len(got) == 0 || got[0] != path {
+		t.Errorf("Tightened() = %v, want %s first", got, path)
 	}
 }

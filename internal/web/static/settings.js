@@ -71,7 +71,7 @@ async function listCameras() {
       <td>${[c.config.max_age_hours ? +(c.config.max_age_hours / 24).toFixed(1) + " days" : "",
              c.config.max_bytes ? gib(c.config.max_bytes) : ""].filter(Boolean).join(", ") || "no limit"}</td>
       <td>${c.config.source === "api" ? "this page" : "configuration file"}</td>
-      <td>${c.config.source === "api" ? `<button type="button" data-edit="${esc(c.name)}">Edit</button>
+      <td>${c.config.source === "api" && c.perms === "live,recordings,export" ? `<button type="button" data-edit="${esc(c.name)}">Edit</button>
         <button type="button" data-remove="${esc(c.name)}">Remove</button>` : ""}</td></tr>`).join("") +
     `</tbody></table>`;
   for (const b of box.querySelectorAll("[data-edit]")) b.onclick = () => editCamera(b.dataset.edit);
@@ -105,7 +105,7 @@ function editCamera(name) {
   $("cf-sub").value = c.config.sub_url || "";
   $("cf-user").value = c.config.username || "";
   $("cf-pass").value = "";
-  $("cf-pass").placeholder = c.config.has_password ? "unchanged" : "";
+  $("cf-pass").placeholder = c.config.has_password ? "unchanged (type it to move the camera to another host)" : "";
   $("cf-transport").value = c.config.transport || "tcp";
   $("cf-storage").value = c.config.storage || "";
   $("cf-days").value = c.config.max_age_hours ? +(c.config.max_age_hours / 24).toFixed(3) : "";
@@ -142,7 +142,10 @@ async function probeForm() {
     if (!url) continue;
     try {
       const res = await (await api("/api/probe", { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ url, username: b.username, password: b.password, seconds: 2 }) })).json();
+        // Editing with the password left empty: the server probes with the
+        // stored one, but only on the camera's own host and port.
+        body: JSON.stringify({ url, username: b.username, password: b.password, seconds: 2,
+          camera: editing && !b.password ? editing : undefined }) })).json();
       for (const t of res.tracks.filter((t) => t.received)) {
         rows.push(`<tr><td>${stream}</td><td>${esc(t.codec)} ${esc(t.profile || "")}</td><td>${t.width}×${t.height}</td>
           <td>${t.fps ? t.fps.toFixed(0) : "?"}</td><td>${(t.received.bytes * 8 / res.seconds / 1000).toFixed(0)} kbit/s</td></tr>`);
