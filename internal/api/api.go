@@ -125,6 +125,7 @@ func (s *Server) build() (http.Handler, []Route) {
 	handle("PATCH /api/users/{user}", admin, s.updateUser)
 	handle("PUT /api/users/{user}/password", anyUser, s.setPassword)
 	handle("DELETE /api/users/{user}", admin, s.deleteUser)
+	handle("POST /api/users/{user}/unlock", admin, s.unlockUser)
 	handle("GET /api/tokens", anyUser, s.tokens)
 	handle("POST /api/tokens", anyUser, s.addToken)
 	handle("DELETE /api/tokens/{id}", anyUser, s.deleteToken)
