@@ -73,6 +73,19 @@ type Service struct {
 
 	mu         sync.Mutex
 	basicCache map[[32]byte]basicEntry
+	// basicCalls are the Basic checks in progress, by credential and
+	// address: concurrent requests with the same credential (a kiosk's
+	// first page load) share one check instead of each taking a slot
+	// of the throttle's budget.
+	basicCalls map[string]*basicCall
+}
+
+// basicCall is a Basic check in progress; done closes when u and err
+// are set.
+type basicCall struct {
+	done chan struct{}
+	u    User
+	err  error
 }
 
 // basicEntry remembers a Basic credential already checked, so that a
@@ -91,7 +104,7 @@ const (
 // New returns a Service on st.
 func New(st Store, o Options) (*Service, error) {
 	s := &Service{st: st, now: o.Now, hash: o.Hash, idle: o.SessionIdle, max: o.SessionMax,
-		basicCache: map[[32]byte]basicEntry{}}
+		basicCache: map[[32]byte]basicEntry{}, basicCalls: map[string]*basicCall{}}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -276,7 +289,8 @@ func (s *Service) Logout(ctx context.Context, raw string) error {
 // Basic checks HTTP Basic credentials like Authenticate, remembering a
 // success for a few minutes (keyed by a keyed hash of name and password,
 // dropped when the password changes) so that repeated requests do not
-// each hash a password.
+// each hash a password. Concurrent checks of the same credential from
+// the same address wait for the first one's result.
 func (s *Service) Basic(ctx context.Context, name, password, addr string) (User, error) {
 	mac := hmac.New(sha256.New, s.cacheKey)
 	mac.Write([]byte(name))
@@ -300,7 +314,26 @@ func (s *Service) Basic(ctx context.Context, name, password, addr string) (User,
 		delete(s.basicCache, key)
 		s.mu.Unlock()
 	}
+	ck := string(key[:]) + addr
+	s.mu.Lock()
+	if c := s.basicCalls[ck]; c != nil {
+		s.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.u, c.err
+		case <-ctx.Done():
+			return User{}, ctx.Err()
+		}
+	}
+	c := &basicCall{done: make(chan struct{})}
+	s.basicCalls[ck] = c
+	s.mu.Unlock()
 	u, err := s.Authenticate(ctx, name, password, addr)
+	c.u, c.err = u, err
+	s.mu.Lock()
+	delete(s.basicCalls, ck)
+	s.mu.Unlock()
+	close(c.done)
 	if err != nil {
 		return User{}, err
 	}

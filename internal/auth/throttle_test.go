@@ -302,3 +302,45 @@ func TestThrottleMemoryBounded(t *testing.T) {
 		t.Errorf("table sizes %d, %d, %d; want at most 50 each", pair, addr, user)
 	}
 }
+
+// slowStore makes UserByName (the step before the hash) take a while,
+// so that concurrent callers overlap.
+type slowStore struct {
+	*sqlite.Store
+	calls atomic.Int32
+}
+
+func (s *slowStore) UserByName(ctx context.Context, name string) (auth.User, error) {
+	s.calls.Add(1)
+	time.Sleep(200 * time.Millisecond)
+	return s.Store.UserByName(ctx, name)
+}
+
+// TestBasicConcurrentSameCredential: a kiosk's first page load sends
+// many requests with the same Basic credential at once; they share one
+// check instead of running into the throttle's budget of attempts in
+// progress (which would refuse all but 5 with 429).
+func TestBasicConcurrentSameCredential(t *testing.T) {
+	ctx := context.Background()
+	const n = 30
+	st := &slowStore{Store: openStore(t)}
+	s := throttleService(t, st, newClock(), auth.Options{})
+	if _, err := s.AddUser(ctx, "kiosk", auth.Viewer, "kiosk-password", nil); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var ok atomic.Int32
+	for range n {
+		wg.Go(func() {
+			if _, err := s.Basic(ctx, "kiosk", "kiosk-password", "192.0.2.80"); err != nil {
+				t.Errorf("Basic: %v", err)
+				return
+			}
+			ok.Add(1)
+		})
+	}
+	wg.Wait()
+	if ok.Load() != n || st.calls.Load() > 2 {
+		t.Errorf("%d of %d accepted with %d checks; want all with one (or two, if some started late)", ok.Load(), n, st.calls.Load())
+	}
+}
