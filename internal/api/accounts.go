@@ -351,12 +351,16 @@ type TokenJSON struct {
 	Created  time.Time `json:"created"`
 	LastUsed time.Time `json:"last_used,omitzero"`
 	Expires  time.Time `json:"expires,omitzero"`
+	// CreatedBy is who minted the token when not its owner (an admin,
+	// or local:OSUSER for custos user token).
+	CreatedBy string `json:"created_by,omitempty"`
 	// Token is the secret, only in the answer that created it.
 	Token string `json:"token,omitempty"`
 }
 
 func tokenJSON(t auth.Token) TokenJSON {
-	return TokenJSON{ID: t.ID, User: t.User, Name: t.Name, Created: t.Created, LastUsed: t.LastUsed, Expires: t.Expires}
+	return TokenJSON{ID: t.ID, User: t.User, Name: t.Name, Created: t.Created, LastUsed: t.LastUsed, Expires: t.Expires,
+		CreatedBy: t.CreatedBy}
 }
 
 // tokens serves GET /api/tokens: an admin's lists all, others their own.
