@@ -24,6 +24,19 @@ func entriesOf(t *testing.T, s *Server, f audit.Filter) []audit.Entry {
 	return es
 }
 
+// freezeAuth gives s an auth service on the same accounts whose clock
+// stands still, so lockouts do not end while a test runs.
+func freezeAuth(t *testing.T, s *Server) {
+	t.Helper()
+	frozen := time.Now()
+	svc, err := auth.New(s.Auth.Store(), auth.Options{Now: func() time.Time { return frozen },
+		Hash: auth.HashParams{MemoryKiB: 64, Time: 1, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Auth = svc
+}
+
 func sumCounts(es []audit.Entry) int {
 	n := 0
 	for _, e := range es {
@@ -40,6 +53,7 @@ func sumCounts(es []audit.Entry) int {
 // add up to 1,000. (Before: never throttled, one fsynced entry each.)
 func TestBadTokensThrottledAndAggregated(t *testing.T) {
 	s, srv := accessServer(t)
+	freezeAuth(t, s) // however slow the machine, the lockout outlasts the loop
 	const n = 1000
 	statuses := map[int]int{}
 	var last int
@@ -184,6 +198,7 @@ func TestDeniedAudited(t *testing.T) {
 // was not read.) A peer that is not trusted cannot choose its address.
 func TestLockoutSparesCleanAddressHTTP(t *testing.T) {
 	s, srv := accessServer(t)
+	freezeAuth(t, s)
 	s.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	login := func(pw, xff string) int {
 		resp, _ := do(t, nil, srv.URL, req{method: "POST", path: "/api/login", body: `{"user":"guard","password":"` + pw + `"}`,
@@ -244,14 +259,7 @@ func TestClientAddr(t *testing.T) {
 // entries custos user unlock appends (WatchUnlocks) clear a lockout.
 func TestUnlock(t *testing.T) {
 	s, srv := accessServer(t)
-	// A frozen clock: lockouts end only by unlocking.
-	frozen := time.Now()
-	svc, err := auth.New(s.Auth.Store(), auth.Options{Now: func() time.Time { return frozen },
-		Hash: auth.HashParams{MemoryKiB: 64, Time: 1, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Auth = svc
+	freezeAuth(t, s) // lockouts end only by unlocking
 	lockGuard := func() {
 		for range 6 {
 			do(t, nil, srv.URL, req{method: "POST", path: "/api/login", body: `{"user":"guard","password":"wrong-password"}`})

@@ -20,24 +20,41 @@ import (
 // attempts that get past the throttle are in progress at once.
 type gatedStore struct {
 	*sqlite.Store
-	n       int32
-	arrived atomic.Int32 // reached UserByName or returned
-	open    chan struct{}
-	once    sync.Once
-	hashed  atomic.Int32
+	hashed atomic.Int32
+
+	mu         sync.Mutex
+	n, arrived int
+	open       chan struct{}
 }
 
-func (g *gatedStore) arrive() {
-	if g.arrived.Add(1) >= g.n {
-		g.once.Do(func() { close(g.open) })
+func newGated(t *testing.T, n int) *gatedStore {
+	g := &gatedStore{Store: openStore(t)}
+	g.reset(n)
+	return g
+}
+
+// reset starts a new round of n attempts.
+func (g *gatedStore) reset(n int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n, g.arrived, g.open = n, 0, make(chan struct{})
+	g.hashed.Store(0)
+}
+
+func (g *gatedStore) arrive() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.arrived++
+	if g.arrived == g.n {
+		close(g.open)
 	}
+	return g.open
 }
 
 func (g *gatedStore) UserByName(ctx context.Context, name string) (auth.User, error) {
 	g.hashed.Add(1)
-	g.arrive()
 	select {
-	case <-g.open:
+	case <-g.arrive():
 	case <-time.After(5 * time.Second): // bounded: never hang the test
 	}
 	return g.Store.UserByName(ctx, name)
@@ -73,7 +90,7 @@ func newClock() *fakeClock { return &fakeClock{t: time.Date(2026, 12, 1, 12, 0, 
 func TestConcurrentGuessesReserved(t *testing.T) {
 	ctx := context.Background()
 	const n = 100
-	g := &gatedStore{Store: openStore(t), n: n, open: make(chan struct{})}
+	g := newGated(t, n)
 	s := throttleService(t, g, newClock(), auth.Options{})
 	if _, err := s.AddUser(ctx, "admin", auth.Admin, "right-password", nil); err != nil {
 		t.Fatal(err)
@@ -342,5 +359,33 @@ func TestBasicConcurrentSameCredential(t *testing.T) {
 	wg.Wait()
 	if ok.Load() != n || st.calls.Load() > 2 {
 		t.Errorf("%d of %d accepted with %d checks; want all with one (or two, if some started late)", ok.Load(), n, st.calls.Load())
+	}
+}
+
+// TestUnderAttackOneAtATime: while a user name is under attack, a fresh
+// address gets one attempt in progress for it, so a botnet's concurrency
+// per address buys nothing either.
+func TestUnderAttackOneAtATime(t *testing.T) {
+	ctx := context.Background()
+	const n = 10
+	g := newGated(t, 1)
+	s := throttleService(t, g, newClock(), auth.Options{})
+	s.AddUser(ctx, "admin", auth.Admin, "right-password", nil)
+	for i := range auth.DefaultUserThrottle.Free + 1 {
+		g.reset(1) // each sequential attempt passes at once
+		s.Authenticate(ctx, "admin", "wrong-guess", fmt.Sprintf("203.0.113.%d", i))
+	}
+	g.reset(n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if _, err := s.Authenticate(ctx, "admin", "wrong-guess", "198.51.100.99"); !errors.Is(err, auth.ErrBadCredentials) {
+				g.arrive()
+			}
+		})
+	}
+	wg.Wait()
+	if h := g.hashed.Load(); h != 1 {
+		t.Errorf("%d concurrent guesses from a fresh address while under attack: %d hashed, want 1", n, h)
 	}
 }
