@@ -86,7 +86,9 @@ type server struct {
 	cams  *cameras.Manager
 	auth  *auth.Service
 	audit *audit.Log
-	tls   bool
+	// refusals aggregates refused logins and requests; flushed at stop.
+	refusals *audit.Aggregator
+	tls      bool
 	// adminPassword is the password of the first admin when this start
 	// created it (from CUSTOS_ADMIN_PASSWORD or generated).
 	adminPassword string
@@ -233,6 +235,16 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		defer s.wg.Done()
 		runRetention(rctx, ret, kick, e)
 	}()
+	s.refusals = &audit.Aggregator{Log: auditLog, Logger: e.log}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.refusals.Run(rctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		api.WatchUnlocks(rctx, auditLog, authSvc, unlockPoll, e.log)
+	}()
 	var tlsConf *tls.Config
 	switch {
 	case cfg.TLS.Cert != "":
@@ -265,6 +277,7 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		Thumbs:   thumbs,
 		UI:       web.Handler(), LoginPage: web.LoginPage(), PublicUI: web.PublicPaths,
 		Auth: authSvc, Audit: auditLog, MetricsPublic: cfg.Metrics.Public,
+		TrustedProxies: cfg.TrustedProxyPrefixes(), Refusals: s.refusals,
 		Chains: idx, RecorderKey: key.Public().(ed25519.PublicKey)}
 	for _, sc := range cfg.Storage {
 		d := api.Disk{Name: sc.Name, Path: sc.Path, MinFree: sc.MinFree.Bytes, MinFreePercent: sc.MinFree.Percent}
@@ -331,8 +344,14 @@ func (s *server) stop() error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.http.Shutdown(sctx)
-	return errors.Join(s.audit.Close(), s.idx.Close())
+	// After the last request: the refusals of the last minute.
+	ferr := s.refusals.Flush(sctx, true)
+	return errors.Join(ferr, s.audit.Close(), s.idx.Close())
 }
+
+// unlockPoll is how often the server looks for custos user unlock's
+// entries in the audit log.
+const unlockPoll = 2 * time.Second
 
 // retentionEvery is how often retention runs while serving.
 const retentionEvery = 30 * time.Second

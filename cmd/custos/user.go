@@ -33,6 +33,9 @@ first line of standard input when it is not a terminal):
   grant NAME CAMERA PERMS            set what NAME may do with CAMERA ("*" is every
                                      camera): live, recordings, export, all or none
   token NAME --name LABEL [--ttl D]  make an API token (printed once)
+  unlock NAME                        forget NAME's failed logins, so that addresses
+                                     that failed may try again (a running server
+                                     applies it within 2 seconds)
 Every change is written to the audit log.`
 
 // runUser implements "custos user ...": account management on the data
@@ -65,7 +68,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	want := map[string]int{"list": 0, "add": 1, "del": 1, "passwd": 1, "role": 2, "grant": 3, "token": 1}
+	want := map[string]int{"list": 0, "add": 1, "del": 1, "passwd": 1, "role": 2, "grant": 3, "token": 1, "unlock": 1}
 	n, ok := want[sub]
 	if !ok {
 		return fmt.Errorf("%w: unknown command %q\n%s", errUsage, sub, userUsage)
@@ -213,13 +216,28 @@ func runUser(ctx context.Context, e *env, args []string) error {
 				return fmt.Errorf("%w: --ttl %q: want a positive duration like 90d or 12h", errUsage, *ttl)
 			}
 		}
-		raw, t, err := svc.NewToken(ctx, pos[0], *tokName, d)
+		minter := "local"
+		if u := e.getenv("USER"); u != "" {
+			minter += ":" + u
+		}
+		raw, t, err := svc.MintToken(ctx, minter, pos[0], *tokName, d)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintln(e.stdout, raw)
 		fmt.Fprintf(e.stderr, "token %d for %s; shown once: send it as \"Authorization: Bearer TOKEN\"\n", t.ID, t.User)
 		return record(audit.TokenAdd, map[string]string{"user": t.User, "token": t.Name, "id": fmt.Sprint(t.ID)})
+	case "unlock":
+		// The counters live in the server's memory: the server applies
+		// the user_unlock entry when it sees it (api.WatchUnlocks).
+		if _, err := idx.UserByName(ctx, pos[0]); err != nil {
+			return fmt.Errorf("user %q: %w", pos[0], err)
+		}
+		if err := record(audit.UserUnlock, map[string]string{"user": pos[0]}); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "failed logins of %s forgotten (a running server applies it within %s)\n", pos[0], unlockPoll)
+		return nil
 	}
 	return nil
 }

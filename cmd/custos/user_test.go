@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/custos-nvr/custos/internal/audit"
 	"github.com/custos-nvr/custos/internal/config"
@@ -30,7 +31,8 @@ func TestUserCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	var srvOut bytes.Buffer
-	srv, err := startServer(context.Background(), &env{stdout: &srvOut, stderr: io.Discard, log: slog.New(slog.DiscardHandler),
+	srvLog := &syncBuffer{}
+	srv, err := startServer(context.Background(), &env{stdout: &srvOut, stderr: io.Discard, log: slog.New(slog.NewTextHandler(srvLog, nil)),
 		env: map[string]string{"CUSTOS_ADMIN_PASSWORD": "first-admin-pw"}}, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -105,6 +107,20 @@ func TestUserCommand(t *testing.T) {
 			t.Errorf("user %v: exit %d %q, want %d with %q", tc.args, code, e, tc.code, tc.msg)
 		}
 	}
+	// custos user unlock reaches the running server's throttle through
+	// its audit entry.
+	if code, out, e := user("", "unlock", "--config", cfgPath, "guard"); code != 0 || !strings.Contains(out, "forgotten") {
+		t.Errorf("user unlock: %d %q %s", code, out, e)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(srvLog.String(), "msg=\"login throttle cleared\" user=guard"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not apply custos user unlock within 5 s: %s", srvLog.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, _, e := user("", "unlock", "--config", cfgPath, "nobody"); code != 1 || !strings.Contains(e, "not found") {
+		t.Errorf("unlock of an unknown user: %d %s", code, e)
+	}
 	if code, _, e := user("", "del", "--config", cfgPath, "guard"); code != 0 {
 		t.Errorf("user del: %s", e)
 	}
@@ -132,7 +148,7 @@ func TestUserCommand(t *testing.T) {
 			}
 		}
 	}
-	if got := strings.Join(actions, " "); got != "user_add grant_change token_add user_change user_delete" {
+	if got := strings.Join(actions, " "); got != "user_add grant_change token_add user_change user_unlock user_delete" {
 		t.Errorf("audited CLI actions: %q", got)
 	}
 }

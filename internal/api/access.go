@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -78,8 +77,10 @@ type Route struct {
 // principal is the authenticated caller of a request.
 type principal struct {
 	user auth.User
-	// session is set for cookie-authenticated requests.
+	// session is set for cookie-authenticated requests, token for
+	// bearer tokens.
 	session *auth.Session
+	token   *auth.Token
 	// method is "session", "basic" or "token".
 	method string
 }
@@ -90,15 +91,6 @@ type principalKey struct{}
 func who(r *http.Request) *principal {
 	p, _ := r.Context().Value(principalKey{}).(*principal)
 	return p
-}
-
-// clientAddr is the client's IP address (no port).
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // handle registers pattern behind the access check.
@@ -122,9 +114,12 @@ func (s *Server) guard(a access, h http.HandlerFunc) http.Handler {
 			s.unauthenticated(w, r, err)
 			return
 		}
+		// The principal is known from here on, refusals included (their
+		// audit entries name it).
+		r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
 		u := &p.user
 		if a.role != "" && !u.Role.AtLeast(a.role) {
-			s.writeError(w, r, &Error{Status: http.StatusForbidden,
+			s.writeError(w, r, &Error{Status: http.StatusForbidden, reason: "role",
 				Message: fmt.Sprintf("user %q (%s) may not do this: it needs the %s role", u.Name, u.Role, a.role)})
 			return
 		}
@@ -137,17 +132,17 @@ func (s *Server) guard(a access, h http.HandlerFunc) http.Handler {
 		} else if a.perm != nil {
 			cam, perm := r.PathValue("name"), a.perm(r)
 			if !u.Can(cam, perm) {
-				s.writeError(w, r, &Error{Status: http.StatusForbidden,
+				s.writeError(w, r, &Error{Status: http.StatusForbidden, reason: "grant",
 					Message: fmt.Sprintf("user %q has no %s permission on camera %q", u.Name, perm, cam)})
 				return
 			}
 		}
 		if p.method == "session" && !safeMethod(r.Method) && r.Header.Get(CSRFHeader) != p.session.CSRF {
-			s.writeError(w, r, &Error{Status: http.StatusForbidden,
+			s.writeError(w, r, &Error{Status: http.StatusForbidden, reason: "csrf",
 				Message: "missing or wrong " + CSRFHeader + " header (reload the page)"})
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		h(w, r)
 	})
 }
 
@@ -178,14 +173,14 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*principa
 			return &principal{user: u, method: "basic"}, nil
 		}
 		if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
-			u, _, err := s.Auth.TokenUser(ctx, strings.TrimSpace(tok))
+			u, t, err := s.Auth.TokenUser(ctx, strings.TrimSpace(tok), clientAddr(r))
 			if err != nil {
 				s.auditFailedLogin(r, "", "token", err)
 				return nil, err
 			}
-			return &principal{user: u, method: "token"}, nil
+			return &principal{user: u, token: &t, method: "token"}, nil
 		}
-		return nil, &Error{Status: http.StatusUnauthorized, Message: "unsupported Authorization scheme: use Basic or Bearer"}
+		return nil, &Error{Status: http.StatusUnauthorized, reason: "bad_scheme", Message: "unsupported Authorization scheme: use Basic or Bearer"}
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		u, sess, err := s.Auth.Session(ctx, c.Value)
@@ -223,12 +218,22 @@ func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request, err err
 	if err != nil {
 		msg = err.Error()
 	}
+	// Refused credentials were audited as login_failed; a request
+	// without any (or with an unusable scheme) is a refusal of its own.
+	reason := "no_credentials"
+	if ae != nil && ae.reason != "" {
+		reason = ae.reason
+	}
+	noted := errors.Is(err, auth.ErrBadCredentials)
 	page := !strings.HasPrefix(r.URL.Path, "/api/") && r.Method == http.MethodGet
 	if page && err == nil {
 		if _, cerr := r.Cookie(formCookie); cerr == nil {
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
+	}
+	if !noted {
+		s.noteDenied(r, http.StatusUnauthorized, reason)
 	}
 	switch r.Header.Get("Sec-Fetch-Mode") {
 	case "cors", "same-origin", "websocket":
@@ -244,17 +249,7 @@ func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request, err err
 		w.Write(s.LoginPage)
 		return
 	}
-	s.writeError(w, r, &Error{Status: http.StatusUnauthorized, Message: msg})
-}
-
-// auditFailedLogin records a refused password or token (not throttled
-// refusals, which check nothing).
-func (s *Server) auditFailedLogin(r *http.Request, name, method string, err error) {
-	if !errors.Is(err, auth.ErrBadCredentials) {
-		return
-	}
-	s.appendAudit(r.Context(), audit.Entry{Actor: name, Addr: clientAddr(r), Action: audit.LoginFailed,
-		Detail: map[string]string{"method": method}, Result: "denied"})
+	s.writeError(w, r, &Error{Status: http.StatusUnauthorized, Message: msg, noted: true})
 }
 
 // appendAudit appends e, logging a failure (the caller decides whether
@@ -268,15 +263,11 @@ func (s *Server) appendAudit(ctx context.Context, e audit.Entry) error {
 	return nil
 }
 
-// audit records an action of the request's principal. It returns an
-// error (503) when the entry cannot be written: the caller must then not
-// perform the action.
+// audit records an action of the request's principal (requestEntry). It
+// returns an error (503) when the entry cannot be written: the caller
+// must then not perform the action.
 func (s *Server) audit(r *http.Request, action, camera string, detail map[string]string) error {
-	e := audit.Entry{Addr: clientAddr(r), Action: action, Camera: camera, Detail: detail, Result: "ok"}
-	if p := who(r); p != nil {
-		e.Actor = p.user.Name
-	}
-	return s.appendAudit(r.Context(), e)
+	return s.appendAudit(r.Context(), requestEntry(r, action, camera, detail))
 }
 
 // auditOnce is audit, but records one entry per key and window: a

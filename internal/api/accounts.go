@@ -42,8 +42,8 @@ func authError(err error) error {
 	switch {
 	case errors.As(err, &te):
 		return &Error{Status: http.StatusTooManyRequests, Message: te.Error()}
-	case errors.Is(err, auth.ErrBadCredentials):
-		return &Error{Status: http.StatusUnauthorized, Message: err.Error()}
+	case errors.Is(err, auth.ErrBadCredentials): // audited by auditFailedLogin
+		return &Error{Status: http.StatusUnauthorized, Message: err.Error(), noted: true}
 	case errors.Is(err, auth.ErrNotFound):
 		return &Error{Status: http.StatusNotFound, Message: err.Error()}
 	case errors.Is(err, auth.ErrExists):
@@ -119,8 +119,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := &principal{user: u, session: &sess, method: "session"}
-	if err := s.appendAudit(r.Context(), audit.Entry{Actor: u.Name, Addr: clientAddr(r), Action: audit.Login,
-		Detail: map[string]string{"method": "form"}, Result: "ok"}); err != nil {
+	if err := s.appendAudit(r.Context(), entryFor(r, p, audit.Login, "", map[string]string{"method": "form"})); err != nil {
 		s.Auth.Logout(r.Context(), raw)
 		s.writeError(w, r, err)
 		return
@@ -352,12 +351,16 @@ type TokenJSON struct {
 	Created  time.Time `json:"created"`
 	LastUsed time.Time `json:"last_used,omitzero"`
 	Expires  time.Time `json:"expires,omitzero"`
+	// CreatedBy is who minted the token when not its owner (an admin,
+	// or local:OSUSER for custos user token).
+	CreatedBy string `json:"created_by,omitempty"`
 	// Token is the secret, only in the answer that created it.
 	Token string `json:"token,omitempty"`
 }
 
 func tokenJSON(t auth.Token) TokenJSON {
-	return TokenJSON{ID: t.ID, User: t.User, Name: t.Name, Created: t.Created, LastUsed: t.LastUsed, Expires: t.Expires}
+	return TokenJSON{ID: t.ID, User: t.User, Name: t.Name, Created: t.Created, LastUsed: t.LastUsed, Expires: t.Expires,
+		CreatedBy: t.CreatedBy}
 }
 
 // tokens serves GET /api/tokens: an admin's lists all, others their own.
@@ -403,7 +406,7 @@ func (s *Server) addToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &Error{Status: http.StatusBadRequest, Message: "ttl_hours must be between 0 (never expires) and 87840"})
 		return
 	}
-	raw, t, err := s.Auth.NewToken(r.Context(), user, req.Name, time.Duration(req.TTLHours*float64(time.Hour)))
+	raw, t, err := s.Auth.MintToken(r.Context(), p.user.Name, user, req.Name, time.Duration(req.TTLHours*float64(time.Hour)))
 	if err != nil {
 		s.writeError(w, r, authError(err))
 		return

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sort"
 	"sync"
 	"time"
@@ -72,8 +73,16 @@ type Server struct {
 	// MetricsPublic opens GET /metrics to anyone (config
 	// metrics.public); otherwise operators and admins only.
 	MetricsPublic bool
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed (config trusted_proxies; clientAddr).
+	TrustedProxies []netip.Prefix
+	// Refusals aggregates the audit entries of refused logins and
+	// requests; nil makes one on Audit (refusals.go). Whoever runs the
+	// server calls its Run and, at shutdown, Flush.
+	Refusals *audit.Aggregator
 
 	recentAudits
+	refusalAudits
 
 	storageMu    sync.Mutex
 	storageCache storageCache
@@ -116,6 +125,7 @@ func (s *Server) build() (http.Handler, []Route) {
 	handle("PATCH /api/users/{user}", admin, s.updateUser)
 	handle("PUT /api/users/{user}/password", anyUser, s.setPassword)
 	handle("DELETE /api/users/{user}", admin, s.deleteUser)
+	handle("POST /api/users/{user}/unlock", admin, s.unlockUser)
 	handle("GET /api/tokens", anyUser, s.tokens)
 	handle("POST /api/tokens", anyUser, s.addToken)
 	handle("DELETE /api/tokens/{id}", anyUser, s.deleteToken)
@@ -150,7 +160,7 @@ func (s *Server) build() (http.Handler, []Route) {
 	handle("/api/", public, func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &Error{Status: http.StatusNotFound, Message: "no such API route: " + r.URL.Path})
 	})
-	return http.NewCrossOriginProtection().Handler(mux), routes
+	return s.withClientAddr(http.NewCrossOriginProtection().Handler(mux)), routes
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -164,6 +174,11 @@ func (s *Server) logger() *slog.Logger {
 type Error struct {
 	Status  int
 	Message string
+	// reason is the refusal's reason in its denied audit entry (401 and
+	// 403; default "forbidden"); noted says the refusal is audited
+	// already (as login_failed).
+	reason string
+	noted  bool
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -178,6 +193,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &ae):
 		status, msg = ae.Status, ae.Message
+		if (status == http.StatusUnauthorized || status == http.StatusForbidden) && !ae.noted {
+			s.noteDenied(r, status, ae.reason)
+		}
 	case errors.As(err, &pe):
 		status, msg = pe.Status, pe.Message
 	case errors.Is(err, context.Canceled):

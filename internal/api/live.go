@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"time"
@@ -48,8 +49,7 @@ func (s *Server) whep(w http.ResponseWriter, r *http.Request) {
 	}
 	cam, stream := r.PathValue("name"), streamOf(r)
 	// The session outlives the request: keep what the stop entry needs.
-	actor := who(r).user.Name
-	addr := clientAddr(r)
+	stop := requestEntry(r, audit.LiveStop, cam, nil)
 	var start time.Time
 	live.ServeWHEP(w, r, h, live.WHEPOptions{Logger: s.logger(),
 		OnStart: func(id string) error {
@@ -57,9 +57,12 @@ func (s *Server) whep(w http.ResponseWriter, r *http.Request) {
 			return s.audit(r, audit.LiveStart, cam, map[string]string{"stream": stream, "transport": "webrtc", "session": id})
 		},
 		OnEnd: func(id string, _ error) {
-			s.appendAudit(context.Background(), audit.Entry{Actor: actor, Addr: addr, Action: audit.LiveStop, Camera: cam,
-				Result: "ok", Detail: map[string]string{"stream": stream, "transport": "webrtc", "session": id,
-					"seconds": strconv.FormatFloat(time.Since(start).Seconds(), 'f', 1, 64)}})
+			e := stop
+			e.Detail = map[string]string{}
+			maps.Copy(e.Detail, stop.Detail)
+			maps.Copy(e.Detail, map[string]string{"stream": stream, "transport": "webrtc", "session": id,
+				"seconds": strconv.FormatFloat(time.Since(start).Seconds(), 'f', 1, 64)})
+			s.appendAudit(context.Background(), e)
 		},
 	})
 }

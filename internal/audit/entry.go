@@ -62,6 +62,11 @@ const (
 	Start           = "start"
 	EvidenceLock    = "evidence_lock"
 	EvidenceUnlock  = "evidence_unlock"
+	// Denied is a refused request (401, 403), aggregated per source,
+	// user, reason and minute (Aggregator).
+	Denied = "denied"
+	// UserUnlock clears a user name's failed-login counters.
+	UserUnlock = "user_unlock"
 )
 
 // Results.
@@ -80,6 +85,7 @@ var actions = map[string]bool{
 	TokenAdd: true, TokenDelete: true, RetentionDelete: true,
 	Check: true, Repair: true, Probe: true, AuditRead: true, Start: true,
 	EvidenceLock: true, EvidenceUnlock: true,
+	Denied: true, UserUnlock: true,
 }
 
 // HashSize is the length of Entry.Prev and Entry.Hash.

@@ -200,6 +200,10 @@ type Token struct {
 	LastUsed time.Time
 	// Expires is zero for a token that never expires.
 	Expires time.Time
+	// CreatedBy is who minted the token when not its owner: an admin's
+	// user name, or "local:OSUSER" for custos user token; "" for one's
+	// own.
+	CreatedBy string
 }
 
 // Errors returned (wrapped) by Store implementations and the Service.

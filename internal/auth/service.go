@@ -24,9 +24,11 @@ var (
 )
 
 // ThrottledError is returned while a user name or address is locked out
-// after failed logins; no password is checked meanwhile.
+// after failed logins, or has as many attempts in progress as it may; no
+// password or token is checked meanwhile.
 type ThrottledError struct {
-	// Key is "user NAME" or "address ADDR".
+	// Key is "user NAME", "user NAME from ADDR" or "address ADDR",
+	// possibly followed by " (attempts in progress)".
 	Key        string
 	RetryAfter time.Duration
 }
@@ -37,10 +39,17 @@ func (e *ThrottledError) Error() string {
 
 // Options configure a Service; zero values take the defaults.
 type Options struct {
-	Now          func() time.Time
-	Hash         HashParams
-	UserThrottle ThrottlePolicy
+	Now  func() time.Time
+	Hash HashParams
+	// PairThrottle counts failures of one user name from one address,
+	// AddrThrottle of one address, UserThrottle of one user name from
+	// every address (see DefaultPairThrottle).
+	PairThrottle ThrottlePolicy
 	AddrThrottle ThrottlePolicy
+	UserThrottle ThrottlePolicy
+	// MaxThrottleKeys bounds each table of throttle counters (default
+	// 100,000 entries).
+	MaxThrottleKeys int
 	// SessionIdle ends a session not used for this long (default 7 days);
 	// SessionMax ends it this long after login regardless (30 days).
 	SessionIdle, SessionMax time.Duration
@@ -55,8 +64,7 @@ type Service struct {
 	st       Store
 	now      func() time.Time
 	hash     HashParams
-	userT    *throttle
-	addrT    *throttle
+	lim      *limiter
 	idle     time.Duration
 	max      time.Duration
 	hashing  chan struct{}
@@ -65,6 +73,19 @@ type Service struct {
 
 	mu         sync.Mutex
 	basicCache map[[32]byte]basicEntry
+	// basicCalls are the Basic checks in progress, by credential and
+	// address: concurrent requests with the same credential (a kiosk's
+	// first page load) share one check instead of each taking a slot
+	// of the throttle's budget.
+	basicCalls map[string]*basicCall
+}
+
+// basicCall is a Basic check in progress; done closes when u and err
+// are set.
+type basicCall struct {
+	done chan struct{}
+	u    User
+	err  error
 }
 
 // basicEntry remembers a Basic credential already checked, so that a
@@ -83,20 +104,23 @@ const (
 // New returns a Service on st.
 func New(st Store, o Options) (*Service, error) {
 	s := &Service{st: st, now: o.Now, hash: o.Hash, idle: o.SessionIdle, max: o.SessionMax,
-		basicCache: map[[32]byte]basicEntry{}}
+		basicCache: map[[32]byte]basicEntry{}, basicCalls: map[string]*basicCall{}}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.hash == (HashParams{}) {
 		s.hash = DefaultHashParams
 	}
-	if o.UserThrottle == (ThrottlePolicy{}) {
-		o.UserThrottle = DefaultUserThrottle
+	if o.PairThrottle == (ThrottlePolicy{}) {
+		o.PairThrottle = DefaultPairThrottle
 	}
 	if o.AddrThrottle == (ThrottlePolicy{}) {
 		o.AddrThrottle = DefaultAddrThrottle
 	}
-	s.userT, s.addrT = newThrottle(o.UserThrottle), newThrottle(o.AddrThrottle)
+	if o.UserThrottle == (ThrottlePolicy{}) {
+		o.UserThrottle = DefaultUserThrottle
+	}
+	s.lim = newLimiter(o.PairThrottle, o.AddrThrottle, o.UserThrottle, o.MaxThrottleKeys)
 	if s.idle == 0 {
 		s.idle = 7 * 24 * time.Hour
 	}
@@ -151,21 +175,22 @@ func (s *Service) checkPassword(ctx context.Context, hash, pw string) (bool, err
 }
 
 // Authenticate checks a user name and password from addr, applying the
-// throttles: while the name or the address is locked out it returns a
-// *ThrottledError without checking the password. Wrong credentials are
-// ErrBadCredentials and count against both.
+// throttles (DefaultPairThrottle): the attempt is reserved before any
+// hashing, and while the pair, the address or (for an address that has
+// failed before) the user name is locked out, or the attempts in
+// progress use up the budget, it returns a *ThrottledError without
+// checking the password. Wrong credentials are ErrBadCredentials and
+// count against the pair, the address and the user name; unknown names
+// cost the same hash as known ones.
 func (s *Service) Authenticate(ctx context.Context, name, password, addr string) (User, error) {
-	now := s.now()
-	userKey, addrKey := "user "+strings.ToLower(name), "address "+addr
-	if d := s.userT.wait(userKey, now); d > 0 {
-		return User{}, &ThrottledError{Key: userKey, RetryAfter: d}
+	res, err := s.lim.reservePassword(name, addr, s.now())
+	if err != nil {
+		return User{}, err
 	}
-	if d := s.addrT.wait(addrKey, now); d > 0 {
-		return User{}, &ThrottledError{Key: addrKey, RetryAfter: d}
-	}
+	o := unchecked
+	defer func() { s.lim.done(res, o, s.now()) }()
 	if len(password) > MaxPasswordLen || len(name) > 64 {
-		s.userT.fail(userKey, now)
-		s.addrT.fail(addrKey, now)
+		o = failed
 		return User{}, ErrBadCredentials
 	}
 	u, err := s.st.UserByName(ctx, name)
@@ -181,13 +206,17 @@ func (s *Service) Authenticate(ctx context.Context, name, password, addr string)
 		return User{}, ctx.Err()
 	}
 	if err != nil || herr != nil || !ok {
-		s.userT.fail(userKey, now)
-		s.addrT.fail(addrKey, now)
+		o = failed
 		return User{}, ErrBadCredentials
 	}
-	s.userT.reset(userKey)
+	o = succeeded
 	return u, nil
 }
+
+// Unlock forgets the failed logins of user name: its count over every
+// address and its count from each address (address counters stay). It
+// does no I/O; the caller audits it.
+func (s *Service) Unlock(name string) { s.lim.unlock(name) }
 
 // Login authenticates and starts a browser session. It returns the
 // session and the raw ID for the cookie (never stored).
@@ -260,7 +289,8 @@ func (s *Service) Logout(ctx context.Context, raw string) error {
 // Basic checks HTTP Basic credentials like Authenticate, remembering a
 // success for a few minutes (keyed by a keyed hash of name and password,
 // dropped when the password changes) so that repeated requests do not
-// each hash a password.
+// each hash a password. Concurrent checks of the same credential from
+// the same address wait for the first one's result.
 func (s *Service) Basic(ctx context.Context, name, password, addr string) (User, error) {
 	mac := hmac.New(sha256.New, s.cacheKey)
 	mac.Write([]byte(name))
@@ -284,7 +314,26 @@ func (s *Service) Basic(ctx context.Context, name, password, addr string) (User,
 		delete(s.basicCache, key)
 		s.mu.Unlock()
 	}
+	ck := string(key[:]) + addr
+	s.mu.Lock()
+	if c := s.basicCalls[ck]; c != nil {
+		s.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.u, c.err
+		case <-ctx.Done():
+			return User{}, ctx.Err()
+		}
+	}
+	c := &basicCall{done: make(chan struct{})}
+	s.basicCalls[ck] = c
+	s.mu.Unlock()
 	u, err := s.Authenticate(ctx, name, password, addr)
+	c.u, c.err = u, err
+	s.mu.Lock()
+	delete(s.basicCalls, ck)
+	s.mu.Unlock()
+	close(c.done)
 	if err != nil {
 		return User{}, err
 	}
@@ -308,6 +357,13 @@ const TokenPrefix = "custos_"
 // NewToken creates an API token for the user; the raw token is returned
 // once and only its hash is stored. ttl 0 never expires.
 func (s *Service) NewToken(ctx context.Context, user, name string, ttl time.Duration) (string, Token, error) {
+	return s.MintToken(ctx, "", user, name, ttl)
+}
+
+// MintToken is NewToken made by minter on behalf of user: minter is
+// stored as Token.CreatedBy (unless it is user) and named on every audit
+// entry made with the token.
+func (s *Service) MintToken(ctx context.Context, minter, user, name string, ttl time.Duration) (string, Token, error) {
 	u, err := s.st.UserByName(ctx, user)
 	if err != nil {
 		return "", Token{}, fmt.Errorf("auth: user %q: %w", user, err)
@@ -318,6 +374,9 @@ func (s *Service) NewToken(ctx context.Context, user, name string, ttl time.Dura
 	raw := TokenPrefix + randomString(32)
 	now := s.now()
 	t := Token{UserID: u.ID, User: u.Name, Name: name, Hash: digest(raw), Created: now}
+	if minter != u.Name {
+		t.CreatedBy = minter
+	}
 	if ttl > 0 {
 		t.Expires = now.Add(ttl)
 	}
@@ -327,27 +386,41 @@ func (s *Service) NewToken(ctx context.Context, user, name string, ttl time.Dura
 	return raw, t, nil
 }
 
-// TokenUser resolves a raw bearer token. Unknown or expired tokens are
-// ErrBadCredentials.
-func (s *Service) TokenUser(ctx context.Context, raw string) (User, Token, error) {
+// TokenUser resolves a raw bearer token sent from addr. Unknown or
+// expired tokens are ErrBadCredentials and count as failures of addr
+// (AddrThrottle); while addr is locked out, or has as many checks in
+// progress as it may, it returns a *ThrottledError without looking the
+// token up.
+func (s *Service) TokenUser(ctx context.Context, raw, addr string) (User, Token, error) {
+	res, err := s.lim.reserveAddr(addr, s.now())
+	if err != nil {
+		return User{}, Token{}, err
+	}
+	o := unchecked
+	defer func() { s.lim.done(res, o, s.now()) }()
 	if !strings.HasPrefix(raw, TokenPrefix) || len(raw) > 128 {
+		o = failed
 		return User{}, Token{}, ErrBadCredentials
 	}
 	t, err := s.st.TokenByHash(ctx, digest(raw))
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
+			o = failed
 			return User{}, Token{}, ErrBadCredentials
 		}
 		return User{}, Token{}, fmt.Errorf("auth: look up token: %w", err)
 	}
 	now := s.now()
 	if !t.Expires.IsZero() && !now.Before(t.Expires) {
+		o = failed
 		return User{}, Token{}, ErrBadCredentials
 	}
 	u, err := s.st.UserByID(ctx, t.UserID)
 	if err != nil {
+		o = failed
 		return User{}, Token{}, ErrBadCredentials
 	}
+	o = succeeded
 	if now.Sub(t.LastUsed) > time.Minute {
 		t.LastUsed = now
 		if err := s.st.TouchToken(ctx, t.ID, now); err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -39,6 +40,43 @@ type Config struct {
 	Log           LogSection `yaml:"log"`
 	TLS           TLS        `yaml:"tls"`
 	Metrics       Metrics    `yaml:"metrics"`
+	// TrustedProxies are the addresses (CIDR prefixes, or single
+	// addresses) of reverse proxies whose X-Forwarded-For header gives
+	// the client's address; empty trusts none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// TrustedProxyPrefixes returns TrustedProxies parsed (a single address
+// as a one-address prefix); call it on a validated Config.
+func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(c.TrustedProxies))
+	for _, v := range c.TrustedProxies {
+		if p, err := parsePrefix(v); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parsePrefix parses a CIDR prefix or a single address.
+func parsePrefix(v string) (netip.Prefix, error) {
+	v = strings.TrimSpace(v)
+	if !strings.Contains(v, "/") {
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix (like 10.0.0.0/8)", v)
+		}
+		a = a.Unmap().WithZone("")
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(v)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR prefix (like 10.0.0.0/8)", v)
+	}
+	if p.Addr().Is4In6() {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
 }
 
 // Metrics configures GET /metrics (Prometheus text format).
@@ -183,6 +221,13 @@ func (c *Config) applyEnv(env []string) error {
 			c.FsyncInterval = Duration(d)
 		case "CUSTOS_LOG_LEVEL":
 			c.Log.Level = v
+		case "CUSTOS_TRUSTED_PROXIES": // comma-separated; empty trusts none
+			c.TrustedProxies = nil
+			for _, p := range strings.Split(v, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					c.TrustedProxies = append(c.TrustedProxies, p)
+				}
+			}
 		}
 	}
 	return nil
@@ -252,6 +297,11 @@ func (c *Config) Validate() error {
 		return &Error{Key: "tls", Reason: "cert and key go together: set both or neither"}
 	case c.TLS.Cert != "" && c.TLS.SelfSigned:
 		return &Error{Key: "tls.self_signed", Reason: "choose a certificate (cert, key) or self_signed, not both"}
+	}
+	for i, v := range c.TrustedProxies {
+		if _, err := parsePrefix(v); err != nil {
+			return &Error{Key: fmt.Sprintf("trusted_proxies[%d]", i), Reason: err.Error()}
+		}
 	}
 	disks := map[string]bool{}
 	for i, s := range c.Storage {

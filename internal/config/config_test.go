@@ -158,3 +158,31 @@ storage:
 		t.Error("an unknown key inside a storage entry was accepted")
 	}
 }
+
+// TestTrustedProxies: CIDRs and single addresses are accepted, bad ones
+// are refused naming the key, and CUSTOS_TRUSTED_PROXIES replaces the list.
+func TestTrustedProxies(t *testing.T) {
+	c, err := Parse([]byte("trusted_proxies: [127.0.0.1/32, 10.0.0.0/8, '::1', 192.168.1.7]\n"), "t.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ""
+	for _, p := range c.TrustedProxyPrefixes() {
+		got += p.String() + " "
+	}
+	if got != "127.0.0.1/32 10.0.0.0/8 ::1/128 192.168.1.7/32 " {
+		t.Errorf("prefixes = %q", got)
+	}
+	_, err = Parse([]byte("trusted_proxies: [10.0.0.0/8, 10.0.0.0/33]\n"), "t.yaml", nil)
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Key != "trusted_proxies[1]" || !strings.Contains(ce.Reason, "CIDR") {
+		t.Errorf("bad prefix: %v", err)
+	}
+	c, err = Parse([]byte("trusted_proxies: [10.0.0.0/8]\n"), "t.yaml", []string{"CUSTOS_TRUSTED_PROXIES=172.16.0.0/12, 127.0.0.1"})
+	if err != nil || len(c.TrustedProxies) != 2 || c.TrustedProxies[0] != "172.16.0.0/12" {
+		t.Errorf("env override: %v %v", c.TrustedProxies, err)
+	}
+	if _, err := Parse(nil, "", []string{"CUSTOS_TRUSTED_PROXIES=proxy.local"}); !errors.As(err, &ce) || ce.Key != "trusted_proxies[0]" {
+		t.Errorf("bad env value: %v", err)
+	}
+}

@@ -275,8 +275,8 @@ func (s *Store) Sessions(ctx context.Context) ([]auth.Session, error) {
 // AddToken implements auth.Store.
 func (s *Store) AddToken(ctx context.Context, t *auth.Token) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO tokens (user_id, name, hash, created_ns, last_used_ns, expires_ns)
-			VALUES (?, ?, ?, ?, ?, ?)`, t.UserID, t.Name, t.Hash, t.Created.UnixNano(), zeroOrNS(t.LastUsed), zeroOrNS(t.Expires))
+		res, err := tx.ExecContext(ctx, `INSERT INTO tokens (user_id, name, hash, created_ns, last_used_ns, expires_ns, created_by)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, t.UserID, t.Name, t.Hash, t.Created.UnixNano(), zeroOrNS(t.LastUsed), zeroOrNS(t.Expires), t.CreatedBy)
 		if err != nil {
 			if strings.Contains(err.Error(), "UNIQUE") {
 				return fmt.Errorf("token: %w", auth.ErrExists)
@@ -288,12 +288,12 @@ func (s *Store) AddToken(ctx context.Context, t *auth.Token) error {
 	})
 }
 
-const tokenCols = `t.id, t.user_id, u.name, t.name, t.hash, t.created_ns, t.last_used_ns, t.expires_ns`
+const tokenCols = `t.id, t.user_id, u.name, t.name, t.hash, t.created_ns, t.last_used_ns, t.expires_ns, t.created_by`
 
 func scanToken(sc interface{ Scan(...any) error }) (auth.Token, error) {
 	var t auth.Token
 	var c, l, e int64
-	err := sc.Scan(&t.ID, &t.UserID, &t.User, &t.Name, &t.Hash, &c, &l, &e)
+	err := sc.Scan(&t.ID, &t.UserID, &t.User, &t.Name, &t.Hash, &c, &l, &e, &t.CreatedBy)
 	t.Created, t.LastUsed, t.Expires = fromNS(c), nsOrZero(l), nsOrZero(e)
 	return t, err
 }

@@ -49,8 +49,13 @@ func (s *Store) CarryOver(ctx context.Context, oldPath string) (Carried, error) 
 		steps = append(steps,
 			step{&c.Users, `INSERT INTO main.users SELECT * FROM old.users`},
 			step{nil, `INSERT INTO main.grants SELECT * FROM old.grants`},
-			step{&c.Tokens, `INSERT INTO main.tokens SELECT * FROM old.tokens`},
+			step{&c.Tokens, `INSERT INTO main.tokens (id, user_id, name, hash, created_ns, last_used_ns, expires_ns)
+				SELECT id, user_id, name, hash, created_ns, last_used_ns, expires_ns FROM old.tokens`},
 			step{&c.AuditEntries, `INSERT INTO main.audit SELECT * FROM old.audit ORDER BY seq`})
+	}
+	if version >= 6 { // who minted each token
+		steps = append(steps, step{nil, `UPDATE main.tokens SET created_by =
+			(SELECT o.created_by FROM old.tokens o WHERE o.id = main.tokens.id)`})
 	}
 	if version >= 3 { // cameras added through the API
 		steps = append(steps, step{&c.Cameras, `INSERT INTO main.cameras SELECT * FROM old.cameras`})

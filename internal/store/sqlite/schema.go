@@ -226,11 +226,18 @@ BEGIN SELECT RAISE(ABORT, 'the hash chain is append-only'); END;
 CREATE TRIGGER chain_no_delete BEFORE DELETE ON chain
 BEGIN SELECT RAISE(ABORT, 'the hash chain is append-only'); END;
 `,
+	// Version 6: who minted an API token, when not its owner (an admin
+	// making a token for another user, or "local:OSUSER" for custos
+	// user token); '' for one's own. Entries made with the token name
+	// them (docs/security.md).
+	`
+ALTER TABLE tokens ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // SchemaVersion is the schema version this code writes and understands;
 // it equals len(migrations) (checked by a test).
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // ErrSchemaTooNew is returned (wrapped) by Open for a database written by
 // a newer Custos.
