@@ -120,6 +120,9 @@ func (s *Server) build() (http.Handler, []Route) {
 	handle("POST /api/tokens", anyUser, s.addToken)
 	handle("DELETE /api/tokens/{id}", anyUser, s.deleteToken)
 	handle("GET /api/audit", admin, s.auditLog)
+	handle("GET /api/audit/actions", admin, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, audit.Actions())
+	})
 
 	handle("GET /api/cameras", anyUser, s.cameras)
 	handle("POST /api/cameras", operator, s.addCamera)
