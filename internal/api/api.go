@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sort"
 	"sync"
 	"time"
@@ -72,8 +73,16 @@ type Server struct {
 	// MetricsPublic opens GET /metrics to anyone (config
 	// metrics.public); otherwise operators and admins only.
 	MetricsPublic bool
+	// MaxLivePerUser bounds one user's simultaneous live views, WebSocket
+	// and WebRTC together (config live.max_viewers_per_user); more get
+	// 429. 0: no bound.
+	MaxLivePerUser int
+	// WebRTCAllow are networks a WebRTC viewer's ICE candidates may be in
+	// besides its own address (config live.webrtc_allow_networks).
+	WebRTCAllow []netip.Prefix
 
 	recentAudits
+	liveViewers liveCount
 
 	storageMu    sync.Mutex
 	storageCache storageCache
