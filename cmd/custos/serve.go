@@ -26,6 +26,7 @@ import (
 	"github.com/custos-nvr/custos/internal/config"
 	"github.com/custos-nvr/custos/internal/evidence"
 	"github.com/custos-nvr/custos/internal/integrity"
+	"github.com/custos-nvr/custos/internal/netlimit"
 	"github.com/custos-nvr/custos/internal/playback"
 	"github.com/custos-nvr/custos/internal/recorder"
 	"github.com/custos-nvr/custos/internal/retention"
@@ -106,6 +107,13 @@ func (s *server) baseURL() string {
 func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
+	}
+	// The descriptor reserve is computed from the limit in force.
+	nofile, hardNofile, err := netlimit.RaiseFileLimit()
+	if err != nil {
+		e.log.Warn("cannot raise the open-file limit; the descriptor reserve uses the current one", "soft", nofile, "hard", hardNofile, "err", err)
+	} else {
+		e.log.Info("open-file limit", "nofile", nofile)
 	}
 	idx, err := sqlite.Open(filepath.Join(cfg.DataDir, "index.db"))
 	if err != nil {
@@ -237,16 +245,23 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		return fail(fmt.Errorf("listen %s: %w", cfg.Listen, err))
 	}
 	s.addr = ln.Addr().String()
+	// Connections are bounded below TLS, so a refused one costs no
+	// handshake.
+	a := &api.Server{}
+	rl := &refusals{log: e.log, now: time.Now}
+	ln = netlimit.New(ln, netlimit.Options{Max: cfg.HTTP.MaxConns, PerAddr: cfg.HTTP.MaxConnsPerAddr, OnRefuse: rl.note,
+		Budget: func() int { return connBudget(nofile, streamCount(mgr), a.LiveViews()) }})
 	if tlsConf != nil {
 		ln = tls.NewListener(ln, tlsConf)
 		s.tls = true
 	}
-	a := &api.Server{Cameras: managedCameras{mgr}, CameraAdmin: mgr, Index: idx, Logger: e.log,
+	*a = api.Server{Cameras: managedCameras{mgr}, CameraAdmin: mgr, Index: idx, Logger: e.log,
 		Playback: &playback.Source{Index: idx, Disks: disks, Cache: playback.NewIndexCache(1 << 20), Logger: e.log},
 		Thumbs:   thumb.New("", 2, 32<<20),
 		UI:       web.Handler(), LoginPage: web.LoginPage(), PublicUI: web.PublicPaths,
 		Auth: authSvc, Audit: auditLog, MetricsPublic: cfg.Metrics.Public,
-		Chains: idx, RecorderKey: key.Public().(ed25519.PublicKey)}
+		Chains: idx, RecorderKey: key.Public().(ed25519.PublicKey),
+		MaxLivePerUser: cfg.Live.MaxViewersPerUser, WebRTCAllow: cfg.Live.WebRTCPrefixes()}
 	for _, sc := range cfg.Storage {
 		d := api.Disk{Name: sc.Name, Path: sc.Path, MinFree: int64(sc.MinFree)}
 		if ld, ok := disks[sc.Name].(*local.Dir); ok {
@@ -256,7 +271,10 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		}
 		a.Disks = append(a.Disks, d)
 	}
-	s.http = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// No ReadTimeout/WriteTimeout: they bound whole requests and would cut
+	// long exports; netlimit.Deadlines bounds bodies and stalled responses.
+	s.http = &http.Server{Handler: netlimit.Deadlines(a.Handler(), time.Duration(cfg.HTTP.BodyTimeout), time.Duration(cfg.HTTP.WriteTimeout)),
+		ReadHeaderTimeout: time.Duration(cfg.HTTP.ReadHeaderTimeout), IdleTimeout: time.Duration(cfg.HTTP.IdleTimeout)}
 	go s.http.Serve(ln)
 	return s, nil
 }
