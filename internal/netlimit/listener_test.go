@@ -114,6 +114,15 @@ func TestListenerBounds(t *testing.T) {
 					t.Errorf("connection %d: closed by the server=%v", i, closed)
 				}
 			}
+			// OnRefuse runs just after the close the client saw.
+			for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				mu.Lock()
+				n := len(reasons)
+				mu.Unlock()
+				if n >= 2 || time.Now().After(deadline) {
+					break
+				}
+			}
 			mu.Lock()
 			if len(reasons) != 2 || reasons[0] != tc.reason || reasons[1] != tc.reason {
 				t.Errorf("refusals %v, want 2 × %s", reasons, tc.reason)
