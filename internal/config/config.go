@@ -255,7 +255,7 @@ func (c *Config) defaults() {
 		c.HTTP.MaxConnsPerAddr = 128
 	}
 	if c.Live.MaxViewersPerUser == 0 {
-		c.Live.MaxViewersPerUser = 32
+		c.Live.MaxViewersPerUser = 64
 	}
 	for i := range c.Cameras {
 		c.CameraDefaults(&c.Cameras[i], i)

@@ -43,7 +43,7 @@ cameras:
 		t.Errorf("env overrides not applied: %+v", c)
 	}
 	if c.HTTP.MaxConns != 1024 || c.HTTP.MaxConnsPerAddr != 128 || time.Duration(c.HTTP.IdleTimeout) != 120*time.Second ||
-		time.Duration(c.HTTP.WriteTimeout) != time.Minute || c.Live.MaxViewersPerUser != 32 {
+		time.Duration(c.HTTP.WriteTimeout) != time.Minute || c.Live.MaxViewersPerUser != 64 {
 		t.Errorf("http/live defaults: %+v %+v", c.HTTP, c.Live)
 	}
 	c2, err := Parse([]byte("http: {max_conns: 50}\nlive: {webrtc_allow_networks: [10.0.0.0/8]}"), "t.yaml", []string{"CUSTOS_HTTP_MAX_CONNS_PER_ADDR=7"})
