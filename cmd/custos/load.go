@@ -35,6 +35,47 @@ func connBudget(limit uint64, streams, live int) int {
 	return max(int(limit)-fdBase-fdPerStream*streams-fdPerLive*live, 0) / fdPerConn
 }
 
+// fdBudget is the listener's connection budget (netlimit.Options.Budget):
+// connBudget's count of descriptors, and a check of those really open
+// (exports hold several recording files, other parts of the server open
+// their own): while fewer than fdBase + fdPerStream per stream are free,
+// no connection is admitted. The real count is read at most every
+// fdRecount. Safe for concurrent use.
+type fdBudget struct {
+	limit   uint64
+	streams func() int
+	live    func() int
+	// openFiles counts the open descriptors (netlimit.OpenFiles).
+	openFiles func() (int, bool)
+	now       func() time.Time
+
+	mu   sync.Mutex
+	at   time.Time
+	open int
+	ok   bool
+}
+
+const fdRecount = 100 * time.Millisecond
+
+func (b *fdBudget) conns() int {
+	streams := b.streams()
+	n := connBudget(b.limit, streams, b.live())
+	if n < 0 {
+		return n
+	}
+	b.mu.Lock()
+	if now := b.now(); now.Sub(b.at) >= fdRecount {
+		b.at = now
+		b.open, b.ok = b.openFiles()
+	}
+	open, ok := b.open, b.ok
+	b.mu.Unlock()
+	if ok && int(b.limit)-open < fdBase+fdPerStream*streams {
+		return 0
+	}
+	return n
+}
+
 // streamCount counts the streams the manager records now.
 func streamCount(m *cameras.Manager) int {
 	n := 0

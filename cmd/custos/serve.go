@@ -249,8 +249,10 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 	// handshake.
 	a := &api.Server{}
 	rl := &refusals{log: e.log, now: time.Now}
+	fdb := &fdBudget{limit: nofile, streams: func() int { return streamCount(mgr) }, live: a.LiveViews,
+		openFiles: netlimit.OpenFiles, now: time.Now}
 	ln = netlimit.New(ln, netlimit.Options{Max: cfg.HTTP.MaxConns, PerAddr: cfg.HTTP.MaxConnsPerAddr, OnRefuse: rl.note,
-		Budget: func() int { return connBudget(nofile, streamCount(mgr), a.LiveViews()) }})
+		Budget: fdb.conns})
 	if tlsConf != nil {
 		ln = tls.NewListener(ln, tlsConf)
 		s.tls = true
