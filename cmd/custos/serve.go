@@ -245,19 +245,7 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		return fail(fmt.Errorf("listen %s: %w", cfg.Listen, err))
 	}
 	s.addr = ln.Addr().String()
-	// Connections are bounded below TLS, so a refused one costs no
-	// handshake.
-	a := &api.Server{}
-	rl := &refusals{log: e.log, now: time.Now}
-	fdb := &fdBudget{limit: nofile, streams: func() int { return streamCount(mgr) }, live: a.LiveViews,
-		openFiles: netlimit.OpenFiles, now: time.Now}
-	ln = netlimit.New(ln, netlimit.Options{Max: cfg.HTTP.MaxConns, PerAddr: cfg.HTTP.MaxConnsPerAddr, OnRefuse: rl.note,
-		Budget: fdb.conns})
-	if tlsConf != nil {
-		ln = tls.NewListener(ln, tlsConf)
-		s.tls = true
-	}
-	*a = api.Server{Cameras: managedCameras{mgr}, CameraAdmin: mgr, Index: idx, Logger: e.log,
+	a := &api.Server{Cameras: managedCameras{mgr}, CameraAdmin: mgr, Index: idx, Logger: e.log,
 		Playback: &playback.Source{Index: idx, Disks: disks, Cache: playback.NewIndexCache(1 << 20), Logger: e.log},
 		Thumbs:   thumb.New("", 2, 32<<20),
 		UI:       web.Handler(), LoginPage: web.LoginPage(), PublicUI: web.PublicPaths,
@@ -272,6 +260,17 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 			d.Usage = func() (uint64, uint64, error) { return 0, 0, fmt.Errorf("storage %s is unavailable", sc.Name) }
 		}
 		a.Disks = append(a.Disks, d)
+	}
+	// Connections are bounded below TLS, so a refused one costs no
+	// handshake.
+	rl := &refusals{log: e.log, now: time.Now}
+	fdb := &fdBudget{limit: nofile, streams: func() int { return streamCount(mgr) }, live: a.LiveViews,
+		openFiles: netlimit.OpenFiles, now: time.Now}
+	ln = netlimit.New(ln, netlimit.Options{Max: cfg.HTTP.MaxConns, PerAddr: cfg.HTTP.MaxConnsPerAddr, OnRefuse: rl.note,
+		Budget: fdb.conns})
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+		s.tls = true
 	}
 	// No ReadTimeout/WriteTimeout: they bound whole requests and would cut
 	// long exports; netlimit.Deadlines bounds bodies and stalled responses.
