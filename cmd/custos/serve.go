@@ -268,6 +268,8 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		openFiles: netlimit.OpenFiles, now: time.Now}
 	ln = netlimit.New(ln, netlimit.Options{Max: cfg.HTTP.MaxConns, PerAddr: cfg.HTTP.MaxConnsPerAddr, OnRefuse: rl.note,
 		Budget: fdb.conns})
+	e.log.Info("http: connection limits", "max_conns", cfg.HTTP.MaxConns, "max_conns_per_addr", cfg.HTTP.MaxConnsPerAddr,
+		"descriptor_budget", fdb.conns())
 	if tlsConf != nil {
 		ln = tls.NewListener(ln, tlsConf)
 		s.tls = true
