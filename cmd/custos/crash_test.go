@@ -26,6 +26,7 @@ import (
 // building one.
 func TestMain(m *testing.M) {
 	if os.Getenv("CUSTOS_TEST_AS_MAIN") == "1" {
+		lowerFileLimitForTest()
 		main()
 		return
 	}

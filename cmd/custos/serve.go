@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -26,6 +27,7 @@ import (
 	"github.com/custos-nvr/custos/internal/config"
 	"github.com/custos-nvr/custos/internal/evidence"
 	"github.com/custos-nvr/custos/internal/integrity"
+	"github.com/custos-nvr/custos/internal/netlimit"
 	"github.com/custos-nvr/custos/internal/playback"
 	"github.com/custos-nvr/custos/internal/recorder"
 	"github.com/custos-nvr/custos/internal/retention"
@@ -109,6 +111,13 @@ func (s *server) baseURL() string {
 func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
+	}
+	// The descriptor reserve is computed from the limit in force.
+	nofile, hardNofile, err := netlimit.RaiseFileLimit()
+	if err != nil {
+		e.log.Warn("cannot raise the open-file limit; the descriptor reserve uses the current one", "soft", nofile, "hard", hardNofile, "err", err)
+	} else {
+		e.log.Info("open-file limit", "nofile", nofile)
 	}
 	idx, err := sqlite.Open(filepath.Join(cfg.DataDir, "index.db"))
 	if err != nil {
@@ -264,10 +273,6 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		return fail(fmt.Errorf("listen %s: %w", cfg.Listen, err))
 	}
 	s.addr = ln.Addr().String()
-	if tlsConf != nil {
-		ln = tls.NewListener(ln, tlsConf)
-		s.tls = true
-	}
 	thumbs := thumb.New("", 2, 32<<20)
 	if err := thumbs.Available(); err != nil {
 		e.log.Warn("timeline thumbnails are off: install ffmpeg (Debian: apt-get install ffmpeg) and restart; everything else works", "err", err)
@@ -278,7 +283,8 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		UI:       web.Handler(), LoginPage: web.LoginPage(), PublicUI: web.PublicPaths,
 		Auth: authSvc, Audit: auditLog, MetricsPublic: cfg.Metrics.Public,
 		TrustedProxies: cfg.TrustedProxyPrefixes(), Refusals: s.refusals,
-		Chains: idx, RecorderKey: key.Public().(ed25519.PublicKey)}
+		Chains: idx, RecorderKey: key.Public().(ed25519.PublicKey),
+		MaxLivePerUser: cfg.Live.MaxViewersPerUser, WebRTCAllow: cfg.Live.WebRTCPrefixes()}
 	for _, sc := range cfg.Storage {
 		d := api.Disk{Name: sc.Name, Path: sc.Path, MinFree: sc.MinFree.Bytes, MinFreePercent: sc.MinFree.Percent}
 		if ld, ok := disks[sc.Name].(*local.Dir); ok {
@@ -288,7 +294,34 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		}
 		a.Disks = append(a.Disks, d)
 	}
-	s.http = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Connections are bounded below TLS, so a refused one costs no
+	// handshake.
+	rl := &refusals{log: e.log, now: time.Now}
+	fdb := &fdBudget{limit: nofile, streams: func() int { return streamCount(mgr) }, live: a.LiveViews,
+		openFiles: netlimit.OpenFiles, now: time.Now}
+	// A trusted reverse proxy carries many clients: the per-address cap
+	// does not apply to it (the total cap and the budget still do).
+	proxies := cfg.TrustedProxyPrefixes()
+	ln = netlimit.New(ln, netlimit.Options{Max: cfg.HTTP.MaxConns, PerAddr: cfg.HTTP.MaxConnsPerAddr, OnRefuse: rl.note,
+		Budget: fdb.conns, Exempt: func(a netip.Addr) bool {
+			a = a.Unmap()
+			for _, p := range proxies {
+				if p.Contains(a) {
+					return true
+				}
+			}
+			return false
+		}})
+	e.log.Info("http: connection limits", "max_conns", cfg.HTTP.MaxConns, "max_conns_per_addr", cfg.HTTP.MaxConnsPerAddr,
+		"descriptor_budget", fdb.conns())
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+		s.tls = true
+	}
+	// No ReadTimeout/WriteTimeout: they bound whole requests and would cut
+	// long exports; netlimit.Deadlines bounds bodies and stalled responses.
+	s.http = &http.Server{Handler: netlimit.Deadlines(a.Handler(), time.Duration(cfg.HTTP.BodyTimeout), time.Duration(cfg.HTTP.WriteTimeout)),
+		ReadHeaderTimeout: time.Duration(cfg.HTTP.ReadHeaderTimeout), IdleTimeout: time.Duration(cfg.HTTP.IdleTimeout)}
 	go s.http.Serve(ln)
 	return s, nil
 }

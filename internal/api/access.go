@@ -13,6 +13,7 @@ import (
 
 	"github.com/custos-nvr/custos/internal/audit"
 	"github.com/custos-nvr/custos/internal/auth"
+	"github.com/custos-nvr/custos/internal/web"
 )
 
 // Cookie names. The session cookie is HttpOnly; custos_form only tells
@@ -245,6 +246,7 @@ func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request, err err
 	if page && s.LoginPage != nil {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
+		web.SetPageHeaders(w.Header())
 		w.WriteHeader(http.StatusUnauthorized)
 		w.Write(s.LoginPage)
 		return

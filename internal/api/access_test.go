@@ -389,6 +389,16 @@ func TestUnauthenticatedPage(t *testing.T) {
 	if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic ") || !bytes.Contains(body, []byte(`id="login"`)) {
 		t.Errorf("GET / without credentials: %s %q %.100s", resp.Status, resp.Header.Get("WWW-Authenticate"), body)
 	}
+	// The sign-in page in the 401 has the UI's own security headers: it
+	// may not be framed (clickjacking a password) nor run others' scripts.
+	for k, want := range map[string]string{"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff"} {
+		if got := resp.Header.Get(k); got != want {
+			t.Errorf("401 sign-in page: %s %q, want %q", k, got, want)
+		}
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("401 sign-in page: Content-Security-Policy %q", csp)
+	}
 	resp, _ = do(t, nil, srv.URL, req{method: "GET", path: "/#/camera/door", header: []string{"Cookie", formCookie + "=1"}})
 	if resp.StatusCode != 303 || !strings.HasPrefix(resp.Header.Get("Location"), "/login?next=") {
 		t.Errorf("GET / in a form-login browser: %s %q", resp.Status, resp.Header.Get("Location"))

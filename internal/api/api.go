@@ -80,9 +80,17 @@ type Server struct {
 	// requests; nil makes one on Audit (refusals.go). Whoever runs the
 	// server calls its Run and, at shutdown, Flush.
 	Refusals *audit.Aggregator
+	// MaxLivePerUser bounds one user's simultaneous live views, WebSocket
+	// and WebRTC together (config live.max_viewers_per_user); more get
+	// 429. 0: no bound.
+	MaxLivePerUser int
+	// WebRTCAllow are networks a WebRTC viewer's ICE candidates may be in
+	// besides its own address (config live.webrtc_allow_networks).
+	WebRTCAllow []netip.Prefix
 
 	recentAudits
 	refusalAudits
+	liveViewers liveCount
 
 	storageMu    sync.Mutex
 	storageCache storageCache
@@ -130,6 +138,9 @@ func (s *Server) build() (http.Handler, []Route) {
 	handle("POST /api/tokens", anyUser, s.addToken)
 	handle("DELETE /api/tokens/{id}", anyUser, s.deleteToken)
 	handle("GET /api/audit", admin, s.auditLog)
+	handle("GET /api/audit/actions", admin, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, audit.Actions())
+	})
 
 	handle("GET /api/cameras", anyUser, s.cameras)
 	handle("POST /api/cameras", manageAll, s.addCamera)

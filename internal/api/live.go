@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/custos-nvr/custos/internal/audit"
@@ -22,6 +24,12 @@ func (s *Server) liveWS(w http.ResponseWriter, r *http.Request) {
 	if h == nil {
 		return
 	}
+	user := who(r).user.Name
+	if err := s.liveViewers.acquire(user, s.MaxLivePerUser); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer s.liveViewers.release(user)
 	cam, stream := r.PathValue("name"), streamOf(r)
 	if err := s.audit(r, audit.LiveStart, cam, map[string]string{"stream": stream, "transport": "mse"}); err != nil {
 		s.writeError(w, r, err)
@@ -50,13 +58,32 @@ func (s *Server) whep(w http.ResponseWriter, r *http.Request) {
 	cam, stream := r.PathValue("name"), streamOf(r)
 	// The session outlives the request: keep what the stop entry needs.
 	stop := requestEntry(r, audit.LiveStop, cam, nil)
+	actor := who(r).user.Name
+	addr := clientAddr(r)
+	// A new session counts as one of the user's live views from the offer
+	// until it ends (OnEnd), or until the request if it never starts.
+	post := r.Method == http.MethodPost
+	if post {
+		if err := s.liveViewers.acquire(actor, s.MaxLivePerUser); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	started := false
 	var start time.Time
-	live.ServeWHEP(w, r, h, live.WHEPOptions{Logger: s.logger(),
+	allow := func(netip.Addr) bool { return false }
+	if ip, err := netip.ParseAddr(addr); err == nil {
+		allow = live.ViewerAddrs(ip, s.WebRTCAllow)
+	}
+	live.ServeWHEP(w, r, h, live.WHEPOptions{Logger: s.logger(), AllowRemote: allow,
 		OnStart: func(id string) error {
 			start = time.Now()
-			return s.audit(r, audit.LiveStart, cam, map[string]string{"stream": stream, "transport": "webrtc", "session": id})
+			err := s.audit(r, audit.LiveStart, cam, map[string]string{"stream": stream, "transport": "webrtc", "session": id})
+			started = err == nil
+			return err
 		},
 		OnEnd: func(id string, _ error) {
+			s.liveViewers.release(actor)
 			e := stop
 			e.Detail = map[string]string{}
 			maps.Copy(e.Detail, stop.Detail)
@@ -65,6 +92,53 @@ func (s *Server) whep(w http.ResponseWriter, r *http.Request) {
 			s.appendAudit(context.Background(), e)
 		},
 	})
+	if post && !started {
+		s.liveViewers.release(actor)
+	}
+}
+
+// liveCount counts each user's open live views. Safe for concurrent use;
+// the zero value is ready.
+type liveCount struct {
+	mu     sync.Mutex
+	byUser map[string]int
+}
+
+// acquire counts one more live view of user, or returns a 429 *Error
+// when user has max already (max <= 0: no bound).
+func (c *liveCount) acquire(user string, max int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if max > 0 && c.byUser[user] >= max {
+		return &Error{Status: http.StatusTooManyRequests, Message: fmt.Sprintf(
+			"%s has %d live views open, the most one user may (live.max_viewers_per_user): close one first", user, max)}
+	}
+	if c.byUser == nil {
+		c.byUser = map[string]int{}
+	}
+	c.byUser[user]++
+	return nil
+}
+
+// release ends one live view of user.
+func (c *liveCount) release(user string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byUser[user]--; c.byUser[user] <= 0 {
+		delete(c.byUser, user)
+	}
+}
+
+// LiveViews returns the number of live views open, every user's, for
+// the descriptor reserve. Safe for concurrent use.
+func (s *Server) LiveViews() int {
+	s.liveViewers.mu.Lock()
+	defer s.liveViewers.mu.Unlock()
+	n := 0
+	for _, v := range s.liveViewers.byUser {
+		n += v
+	}
+	return n
 }
 
 // hub resolves {name} and ?stream= (main by default) to a live hub, or

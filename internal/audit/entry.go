@@ -88,6 +88,18 @@ var actions = map[string]bool{
 	Denied: true, UserUnlock: true,
 }
 
+// Actions returns every action Append accepts, sorted: the one list the
+// UI's audit filter shows (GET /api/audit/actions), so it cannot miss an
+// action added here.
+func Actions() []string {
+	out := make([]string, 0, len(actions))
+	for a := range actions {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // HashSize is the length of Entry.Prev and Entry.Hash.
 const HashSize = sha256.Size
 

@@ -40,6 +40,8 @@ type Config struct {
 	Log           LogSection `yaml:"log"`
 	TLS           TLS        `yaml:"tls"`
 	Metrics       Metrics    `yaml:"metrics"`
+	HTTP          HTTP       `yaml:"http"`
+	Live          Live       `yaml:"live"`
 	// TrustedProxies are the addresses (CIDR prefixes, or single
 	// addresses) of reverse proxies whose X-Forwarded-For header gives
 	// the client's address; empty trusts none.
@@ -77,6 +79,49 @@ func parsePrefix(v string) (netip.Prefix, error) {
 		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 	}
 	return p.Masked(), nil
+}
+
+// HTTP bounds what web clients can hold of the server (connections,
+// time), so that no HTTP load can take descriptors or memory the
+// recorders need (docs/security.md, "Load").
+type HTTP struct {
+	// ReadHeaderTimeout bounds a request's headers (and a TLS handshake).
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// IdleTimeout closes a keep-alive connection idle between requests.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// BodyTimeout bounds the upload of a request body.
+	BodyTimeout Duration `yaml:"body_timeout"`
+	// WriteTimeout cuts a response that makes no progress for this long
+	// (a client that stops reading); long exports that keep moving are
+	// not cut, and live WebSockets keep their own deadlines.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// MaxConns bounds the open HTTP connections in total (and the
+	// descriptor reserve may bound them lower).
+	MaxConns int `yaml:"max_conns"`
+	// MaxConnsPerAddr bounds the open connections from one IP address.
+	MaxConnsPerAddr int `yaml:"max_conns_per_addr"`
+}
+
+// Live configures live view.
+type Live struct {
+	// MaxViewersPerUser bounds one user's simultaneous live views
+	// (WebSocket and WebRTC together, every camera).
+	MaxViewersPerUser int `yaml:"max_viewers_per_user"`
+	// WebRTCAllowNetworks are networks (CIDR) a WebRTC viewer's ICE
+	// candidates may be in besides the viewer's own address.
+	WebRTCAllowNetworks []string `yaml:"webrtc_allow_networks"`
+}
+
+// WebRTCPrefixes returns WebRTCAllowNetworks parsed (Validate checked
+// them).
+func (l Live) WebRTCPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range l.WebRTCAllowNetworks {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
 }
 
 // Metrics configures GET /metrics (Prometheus text format).
@@ -228,6 +273,16 @@ func (c *Config) applyEnv(env []string) error {
 					c.TrustedProxies = append(c.TrustedProxies, p)
 				}
 			}
+		case "CUSTOS_HTTP_MAX_CONNS", "CUSTOS_HTTP_MAX_CONNS_PER_ADDR":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return &Error{Key: k, Reason: fmt.Sprintf("%q is not a whole number", v)}
+			}
+			if k == "CUSTOS_HTTP_MAX_CONNS" {
+				c.HTTP.MaxConns = n
+			} else {
+				c.HTTP.MaxConnsPerAddr = n
+			}
 		}
 	}
 	return nil
@@ -253,6 +308,24 @@ func (c *Config) defaults() {
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
+	}
+	for _, d := range []struct {
+		v   *Duration
+		def time.Duration
+	}{{&c.HTTP.ReadHeaderTimeout, 10 * time.Second}, {&c.HTTP.IdleTimeout, 120 * time.Second},
+		{&c.HTTP.BodyTimeout, 30 * time.Second}, {&c.HTTP.WriteTimeout, 60 * time.Second}} {
+		if *d.v == 0 {
+			*d.v = Duration(d.def)
+		}
+	}
+	if c.HTTP.MaxConns == 0 {
+		c.HTTP.MaxConns = 1024
+	}
+	if c.HTTP.MaxConnsPerAddr == 0 {
+		c.HTTP.MaxConnsPerAddr = 128
+	}
+	if c.Live.MaxViewersPerUser == 0 {
+		c.Live.MaxViewersPerUser = 64
 	}
 	for i := range c.Cameras {
 		c.CameraDefaults(&c.Cameras[i], i)
@@ -303,6 +376,9 @@ func (c *Config) Validate() error {
 			return &Error{Key: fmt.Sprintf("trusted_proxies[%d]", i), Reason: err.Error()}
 		}
 	}
+	if err := c.validateLoad(); err != nil {
+		return err
+	}
 	disks := map[string]bool{}
 	for i, s := range c.Storage {
 		key := fmt.Sprintf("storage[%d]", i)
@@ -330,6 +406,37 @@ func (c *Config) Validate() error {
 			return &Error{Key: key + ".name", Reason: fmt.Sprintf("camera %q is defined twice", cam.Name)}
 		}
 		names[cam.Name] = true
+	}
+	return nil
+}
+
+// validateLoad checks the http and live sections.
+func (c *Config) validateLoad() error {
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"http.read_header_timeout", c.HTTP.ReadHeaderTimeout}, {"http.idle_timeout", c.HTTP.IdleTimeout},
+		{"http.body_timeout", c.HTTP.BodyTimeout}, {"http.write_timeout", c.HTTP.WriteTimeout}} {
+		if time.Duration(d.v) < time.Second || time.Duration(d.v) > time.Hour {
+			return &Error{Key: d.key, Reason: "must be between 1s and 1h"}
+		}
+	}
+	for _, n := range []struct {
+		key string
+		v   int
+	}{{"http.max_conns", c.HTTP.MaxConns}, {"http.max_conns_per_addr", c.HTTP.MaxConnsPerAddr},
+		{"live.max_viewers_per_user", c.Live.MaxViewersPerUser}} {
+		if n.v < 1 || n.v > 1_000_000 {
+			return &Error{Key: n.key, Reason: fmt.Sprintf("%d must be between 1 and 1000000", n.v)}
+		}
+	}
+	if c.HTTP.MaxConnsPerAddr > c.HTTP.MaxConns {
+		return &Error{Key: "http.max_conns_per_addr", Reason: fmt.Sprintf("%d is more than http.max_conns (%d)", c.HTTP.MaxConnsPerAddr, c.HTTP.MaxConns)}
+	}
+	for i, n := range c.Live.WebRTCAllowNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			return &Error{Key: fmt.Sprintf("live.webrtc_allow_networks[%d]", i), Reason: fmt.Sprintf("%q is not a network like 192.168.1.0/24", n)}
+		}
 	}
 	return nil
 }

@@ -42,6 +42,17 @@ cameras:
 	if c.Listen != "0.0.0.0:1234" || time.Duration(c.FsyncInterval) != 2*time.Second {
 		t.Errorf("env overrides not applied: %+v", c)
 	}
+	if c.HTTP.MaxConns != 1024 || c.HTTP.MaxConnsPerAddr != 128 || time.Duration(c.HTTP.IdleTimeout) != 120*time.Second ||
+		time.Duration(c.HTTP.WriteTimeout) != time.Minute || c.Live.MaxViewersPerUser != 64 {
+		t.Errorf("http/live defaults: %+v %+v", c.HTTP, c.Live)
+	}
+	c2, err := Parse([]byte("http: {max_conns: 50}\nlive: {webrtc_allow_networks: [10.0.0.0/8]}"), "t.yaml", []string{"CUSTOS_HTTP_MAX_CONNS_PER_ADDR=7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.HTTP.MaxConns != 50 || c2.HTTP.MaxConnsPerAddr != 7 || len(c2.Live.WebRTCPrefixes()) != 1 {
+		t.Errorf("http/live keys: %+v %+v", c2.HTTP, c2.Live)
+	}
 	if c.Storage[0].MinFree != (Space{Bytes: 20 << 30}) || c.Storage[1].Path != "/tmp/x/b" {
 		t.Errorf("storage = %+v", c.Storage)
 	}
@@ -71,6 +82,12 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		{"cameras: [{name: a, url: 'rtsp://h/', storage: nowhere}]", "cameras[0].storage"},
 		{"storage: [{name: d, path: /a}, {name: d, path: /b}]", "storage[1].name"},
 		{"storage: [{name: d}]", "storage[0].path"},
+		{"http: {idle_timeout: 100ms}", "http.idle_timeout"},
+		{"http: {write_timeout: 2h}", "http.write_timeout"},
+		{"http: {max_conns: -1}", "http.max_conns"},
+		{"http: {max_conns: 10, max_conns_per_addr: 20}", "http.max_conns_per_addr"},
+		{"live: {max_viewers_per_user: -3}", "live.max_viewers_per_user"},
+		{"live: {webrtc_allow_networks: [192.168.1.0/24, lan]}", "live.webrtc_allow_networks[1]"},
 	}
 	for _, tc := range cases {
 		_, err := Parse([]byte(tc.yaml), "t.yaml", nil)
@@ -83,6 +100,9 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 		if _, err := Parse([]byte(bad), "t.yaml", nil); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+	if _, err := Parse(nil, "t.yaml", []string{"CUSTOS_HTTP_MAX_CONNS=many"}); err == nil || !strings.Contains(err.Error(), "CUSTOS_HTTP_MAX_CONNS") {
+		t.Errorf("bad CUSTOS_HTTP_MAX_CONNS: err = %v", err)
 	}
 	if _, err := Parse(nil, "t.yaml", []string{"CUSTOS_FSYNC_INTERVAL=soon"}); err == nil || !strings.Contains(err.Error(), "CUSTOS_FSYNC_INTERVAL") {
 		t.Errorf("bad env override: err = %v", err)

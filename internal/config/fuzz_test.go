@@ -17,12 +17,14 @@ func FuzzParse(f *testing.F) {
 		"listen: 127.0.0.1:8080\ndata_dir: /var/lib/custos\ncameras:\n  - {name: door, url: \"rtsp://u:hunter2@cam/1\", sub_url: \"rtsp://cam/2\", transport: udp, storage: usb, retention: {max_age: 30d, max_bytes: 500GB}}\nstorage:\n  - {name: usb, path: /mnt/usb, min_free: 10GiB}\n",
 		"fsync_interval: 1s\nlog: {level: debug}\ntls: {self_signed: true}\nmetrics: {public: true}\n",
 		"retention: {max_age: 72h, max_bytes: 1TiB}\n",
+		"http: {idle_timeout: 90s, max_conns: 100, max_conns_per_addr: 10}\nlive: {max_viewers_per_user: 4, webrtc_allow_networks: [10.0.0.0/8]}\n",
 		"cameras: [{name: a, url: 'rtsp://h/'}, {name: a, url: 'rtsp://h/'}]",
 		"storage: [{name: d, path: /a}, {name: d, path: /b}]",
 		"cameras: 5", "{", "",
 	} {
 		f.Add(tc, "")
 		f.Add(tc, "CUSTOS_FSYNC_INTERVAL=2s")
+		f.Add(tc, "CUSTOS_HTTP_MAX_CONNS=0")
 	}
 	nameRE := regexp.MustCompile(`^[a-z0-9_-]+$`)
 	f.Fuzz(func(t *testing.T, yaml, env string) {
@@ -59,6 +61,13 @@ func FuzzParse(f *testing.F) {
 			if cam.Retention.MaxAge < 0 || cam.Retention.MaxBytes < 0 {
 				t.Fatalf("camera %s: negative retention %+v", cam.Name, cam.Retention)
 			}
+		}
+		// The listener and timeouts need positive bounds (zero would mean
+		// none, or close every connection).
+		if c.HTTP.MaxConns < 1 || c.HTTP.MaxConnsPerAddr < 1 || c.HTTP.MaxConnsPerAddr > c.HTTP.MaxConns ||
+			c.Live.MaxViewersPerUser < 1 || c.HTTP.IdleTimeout <= 0 || c.HTTP.ReadHeaderTimeout <= 0 ||
+			c.HTTP.BodyTimeout <= 0 || c.HTTP.WriteTimeout <= 0 || len(c.Live.WebRTCPrefixes()) != len(c.Live.WebRTCAllowNetworks) {
+			t.Fatalf("accepted http %+v live %+v", c.HTTP, c.Live)
 		}
 		if c.FsyncInterval <= 0 || c.Retention.MaxAge < 0 || c.Retention.MaxBytes < 0 {
 			t.Fatalf("accepted fsync %v retention %+v", c.FsyncInterval, c.Retention)

@@ -377,7 +377,9 @@
         throw new Error("WHEP server answered " + resp.status + ": " + text.trim());
       }
       const loc = resp.headers.get("Location");
-      if (loc) st.session = new URL(loc, new URL(whepURL, location.href)).href;
+      // document.baseURI, not location.href: a kiosk's login stays in the
+      // latter, and fetch() refuses URLs with credentials.
+      if (loc) st.session = new URL(loc, new URL(whepURL, document.baseURI)).href;
       if (closed) { hangUp(); return; }
       await pc.setRemoteDescription({ type: "answer", sdp: text });
     }

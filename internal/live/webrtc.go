@@ -9,7 +9,9 @@ package live
 // It is meant for a LAN: no STUN or TURN server is configured, so only
 // host candidates (UDP, every interface including loopback) are offered,
 // and browsers reach the NVR only where they can route to one of its
-// addresses. H.265 streams are refused (415): browsers' WebRTC H.265
+// addresses. ICE sends only to the viewer's own address (and networks
+// the owner allows: WHEPOptions.AllowRemote, candidates.go), never to
+// whatever host:port an offer names. H.265 streams are refused (415): browsers' WebRTC H.265
 // support is not dependable; MSE (ServeMSE) plays them where possible.
 
 import (
@@ -22,7 +24,9 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -73,6 +77,11 @@ type WHEPOptions struct {
 	// OnEnd, when set, is called once a session started by OnStart has
 	// ended and released everything, with the reason it ended.
 	OnEnd func(id string, reason error)
+	// AllowRemote decides which remote ICE candidates (offered or
+	// peer-reflexive) the session may send STUN and media to, by address
+	// (candidates.go); nil allows the request's own address only
+	// (ViewerAddrs of r.RemoteAddr). It must be safe for concurrent use.
+	AllowRemote func(netip.Addr) bool
 }
 
 func (o *WHEPOptions) defaults() {
@@ -217,7 +226,11 @@ func servePostWHEP(w http.ResponseWriter, r *http.Request, h *Hub, o *WHEPOption
 		return
 	}
 
-	api, err := whepAPI(first.Params.SPS)
+	allow := o.AllowRemote
+	if allow == nil {
+		allow = ViewerAddrs(requestAddr(r), nil)
+	}
+	api, err := whepAPI(first.Params.SPS, allow)
 	if err != nil {
 		http.Error(w, "webrtc: "+err.Error(), http.StatusInternalServerError)
 		return
@@ -468,7 +481,7 @@ func h264Capability(sps []byte) webrtc.RTPCodecCapability {
 // whepAPI returns a pion API with H.264 only (the stream's profile first,
 // then common ones a browser may offer instead: its decoder handles the
 // stream in practice) and the LAN-only network settings.
-func whepAPI(sps []byte) (*webrtc.API, error) {
+func whepAPI(sps []byte, allowRemote func(netip.Addr) bool) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	seen := map[string]bool{}
 	pt := webrtc.PayloadType(96)
@@ -497,6 +510,12 @@ func whepAPI(sps []byte) (*webrtc.API, error) {
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
+	// Every remote candidate, offered or peer-reflexive, passes here
+	// before the agent sends to it (candidates.go).
+	se.SetRemoteIPFilter(func(ip net.IP) bool {
+		a, ok := netip.AddrFromSlice(ip)
+		return ok && allowRemote(a)
+	})
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 

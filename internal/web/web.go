@@ -31,6 +31,20 @@ func LoginPage() []byte {
 	return b
 }
 
+// SetPageHeaders sets the security headers every UI page is sent with,
+// the sign-in page in a 401 answer included: only our own scripts,
+// styles, media and connections (video comes as blob: URLs (MSE) or
+// WebRTC; inline style attributes position the timeline's bars), no
+// framing (clickjacking), no MIME sniffing, no Referer.
+func SetPageHeaders(h http.Header) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; "+
+		"style-src 'self' 'unsafe-inline'; img-src 'self' data:; media-src 'self' blob:; "+
+		"connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
+	h.Set("X-Frame-Options", "DENY")
+}
+
 // Handler serves the UI at / (index.html) and its assets. Files are
 // served with Cache-Control: no-cache so an upgraded binary's UI is seen
 // at once (they are small, and ETag-less embedded files revalidate by
@@ -50,15 +64,7 @@ func Handler() http.Handler {
 			return
 		}
 		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("Referrer-Policy", "no-referrer")
-		// Only our own scripts, styles, media and connections; video comes
-		// as blob: URLs (MSE) or WebRTC; inline style attributes position
-		// the timeline's bars. The UI may not be framed (clickjacking).
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; "+
-			"style-src 'self' 'unsafe-inline'; img-src 'self' data:; media-src 'self' blob:; "+
-			"connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
-		w.Header().Set("X-Frame-Options", "DENY")
+		SetPageHeaders(w.Header())
 		if r.URL.Path == "/login" {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			w.Write(LoginPage())

@@ -7,10 +7,6 @@
 
 const PERMS = [["live", "Live"], ["recordings", "Recordings"], ["export", "Export"]];
 const ROLES = ["viewer", "operator", "admin"];
-const AUDIT_ACTIONS = ["login", "login_failed", "logout", "session_revoke", "live_start", "live_stop", "playback",
-  "export", "thumbnail", "camera_add", "camera_change", "camera_remove", "config_change", "user_add", "user_delete",
-  "user_change", "grant_change", "token_add", "token_delete", "retention_delete", "check", "repair", "probe",
-  "audit_read", "start"];
 // AUDIT_PAGE is how many audit entries one request asks for.
 const AUDIT_PAGE = 50;
 
@@ -378,7 +374,7 @@ async function showAudit() {
   main.innerHTML = `<h1>Audit log</h1>
     <form id="audit-filter" class="add filters" aria-label="Filter the audit log">
       <label>Actor <input id="af-actor" autocomplete="off" placeholder="any"></label>
-      <label>Action <select id="af-action"><option value="">any</option>${AUDIT_ACTIONS.map((a) => `<option>${a}</option>`).join("")}</select></label>
+      <label>Action <select id="af-action"><option value="">any</option></select></label>
       <label>Camera <input id="af-camera" list="af-cams" autocomplete="off" placeholder="any"></label><datalist id="af-cams"></datalist>
       <label>From <input id="af-from" type="datetime-local" step="1"></label>
       <label>To <input id="af-to" type="datetime-local" step="1"></label>
@@ -390,7 +386,18 @@ async function showAudit() {
     <section aria-labelledby="al-h"><h2 id="al-h" class="sr-only">Entries</h2><div id="audit-list"></div></section>
     <p><button type="button" id="audit-older" hidden>Older</button></p>`;
   const f = { actor: byId("af-actor"), action: byId("af-action"), camera: byId("af-camera"), from: byId("af-from"), to: byId("af-to") };
-  for (const k of ["actor", "action", "camera"]) f[k].value = q.get(k) || "";
+  // The actions come from the server (GET /api/audit/actions), the
+  // one list of what the log may hold; the one in the URL is kept even
+  // before they arrive.
+  const wanted = q.get("action") || "";
+  const setActions = (list) => {
+    if (wanted && !list.includes(wanted)) list = [wanted, ...list];
+    f.action.innerHTML = `<option value="">any</option>` + list.map((a) => `<option>${esc(a)}</option>`).join("");
+    f.action.value = wanted;
+  };
+  setActions([]);
+  api("/api/audit/actions").then((r) => r.json()).then(setActions).catch(() => {});
+  for (const k of ["actor", "camera"]) f[k].value = q.get(k) || "";
   for (const k of ["from", "to"]) if (q.get(k) && !isNaN(new Date(q.get(k)))) f[k].value = toLocalInput(new Date(q.get(k)));
   api("/api/cameras").then((r) => r.json()).then((cams) => {
     byId("af-cams").innerHTML = cams.map((c) => `<option value="${esc(c.name)}">`).join("");
@@ -410,7 +417,7 @@ async function showAudit() {
     if (!older) {
       const h = new URLSearchParams(p);
       if (q.has("limit")) h.set("limit", limit);
-      history.replaceState(null, "", "#/audit" + (h.toString() ? "?" + h : ""));
+      replaceHash("#/audit" + (h.toString() ? "?" + h : ""));
       last = 0;
       shown = 0;
     }

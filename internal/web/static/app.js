@@ -19,6 +19,22 @@ const main = document.getElementById("main");
   }
 })();
 
+// replaceHash replaces the URL's fragment without a hashchange. A kiosk's
+// document URL keeps its login (http://user:pass@host/) while the <base>
+// above has none, and history.replaceState refuses a URL resolved against
+// that <base> (it differs from the document's in more than the fragment:
+// SecurityError), so the fragment is resolved against the document's own
+// URL, with the <base> out of the way for that one call.
+function replaceHash(hash) {
+  const b = document.querySelector("base");
+  if (b) b.remove();
+  try {
+    history.replaceState(null, "", hash);
+  } finally {
+    if (b) document.head.prepend(b);
+  }
+}
+
 // me is the signed-in user (GET /api/session): name, role, grants and,
 // for a cookie session, the CSRF token that every state-changing request
 // must carry (the fetch wrapper below adds it, player.js's WHEP requests
