@@ -85,7 +85,9 @@ type server struct {
 	cams  *cameras.Manager
 	auth  *auth.Service
 	audit *audit.Log
-	tls   bool
+	// api writes out its viewing sessions' audit entries at stop.
+	api *api.Server
+	tls bool
 	// adminPassword is the password of the first admin when this start
 	// created it (from CUSTOS_ADMIN_PASSWORD or generated).
 	adminPassword string
@@ -256,6 +258,12 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		}
 		a.Disks = append(a.Disks, d)
 	}
+	s.api = a
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		a.RunViewAudit(rctx)
+	}()
 	s.http = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go s.http.Serve(ln)
 	return s, nil
@@ -312,6 +320,7 @@ func (s *server) stop() error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.http.Shutdown(sctx)
+	s.api.FlushViews(sctx)
 	return errors.Join(s.audit.Close(), s.idx.Close())
 }
 

@@ -244,11 +244,17 @@ func (s *Server) appendAudit(ctx context.Context, e audit.Entry) error {
 // error (503) when the entry cannot be written: the caller must then not
 // perform the action.
 func (s *Server) audit(r *http.Request, action, camera string, detail map[string]string) error {
+	return s.appendAudit(r.Context(), s.requestEntry(r, action, camera, detail))
+}
+
+// requestEntry is the one place an entry is built from a request: who
+// asked (actor, address, credential), what and about which camera.
+func (s *Server) requestEntry(r *http.Request, action, camera string, detail map[string]string) audit.Entry {
 	e := audit.Entry{Addr: clientAddr(r), Action: action, Camera: camera, Detail: detail, Result: "ok"}
 	if p := who(r); p != nil {
 		e.Actor = p.user.Name
 	}
-	return s.appendAudit(r.Context(), e)
+	return e
 }
 
 // auditOnce is audit, but records one entry per key and window: a

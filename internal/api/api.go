@@ -73,7 +73,16 @@ type Server struct {
 	// metrics.public); otherwise operators and admins only.
 	MetricsPublic bool
 
+	// PlayerRangeBytes bounds one Range response of export.mp4 for users
+	// without the export permission (0: 8 MiB).
+	PlayerRangeBytes int64
+	// Now is the clock of viewing sessions (nil: time.Now).
+	Now func() time.Time
+	// ViewIdle ends a viewing session without requests (0: 3 minutes).
+	ViewIdle time.Duration
+
 	recentAudits
+	views viewLog
 
 	storageMu    sync.Mutex
 	storageCache storageCache
