@@ -248,6 +248,7 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		Thumbs:   thumb.New("", 2, 32<<20),
 		UI:       web.Handler(), LoginPage: web.LoginPage(), PublicUI: web.PublicPaths,
 		Auth: authSvc, Audit: auditLog, MetricsPublic: cfg.Metrics.Public,
+		LockMaxSpan: time.Duration(cfg.Locks.MaxSpan), LockMaxActive: cfg.Locks.MaxActivePerUser, LockedFull: ret.LockedFull,
 		Chains: idx, RecorderKey: key.Public().(ed25519.PublicKey)}
 	for _, sc := range cfg.Storage {
 		d := api.Disk{Name: sc.Name, Path: sc.Path, MinFree: int64(sc.MinFree)}

@@ -39,6 +39,15 @@ type Config struct {
 	Log           LogSection `yaml:"log"`
 	TLS           TLS        `yaml:"tls"`
 	Metrics       Metrics    `yaml:"metrics"`
+	Locks         Locks      `yaml:"locks"`
+}
+
+// Locks limits the evidence locks a user (not an admin) may set.
+type Locks struct {
+	// MaxSpan is the longest range one lock may cover.
+	MaxSpan Duration `yaml:"max_span"`
+	// MaxActivePerUser is how many unreleased locks one user may hold.
+	MaxActivePerUser int `yaml:"max_active_per_user"`
 }
 
 // Metrics configures GET /metrics (Prometheus text format).
@@ -183,6 +192,12 @@ func (c *Config) defaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+	if c.Locks.MaxSpan == 0 {
+		c.Locks.MaxSpan = Duration(31 * 24 * time.Hour)
+	}
+	if c.Locks.MaxActivePerUser == 0 {
+		c.Locks.MaxActivePerUser = 20
+	}
 	for i := range c.Cameras {
 		c.CameraDefaults(&c.Cameras[i], i)
 	}
@@ -226,6 +241,12 @@ func (c *Config) Validate() error {
 		return &Error{Key: "tls", Reason: "cert and key go together: set both or neither"}
 	case c.TLS.Cert != "" && c.TLS.SelfSigned:
 		return &Error{Key: "tls.self_signed", Reason: "choose a certificate (cert, key) or self_signed, not both"}
+	}
+	if d := time.Duration(c.Locks.MaxSpan); d < time.Hour || d > 366*24*time.Hour {
+		return &Error{Key: "locks.max_span", Reason: "must be between 1h and 366d"}
+	}
+	if n := c.Locks.MaxActivePerUser; n < 1 || n > 10000 {
+		return &Error{Key: "locks.max_active_per_user", Reason: fmt.Sprintf("%d: must be between 1 and 10000", n)}
 	}
 	disks := map[string]bool{}
 	for i, s := range c.Storage {

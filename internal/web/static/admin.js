@@ -5,7 +5,7 @@
 // esc, api, cleanup) these functions use when they run.
 "use strict";
 
-const PERMS = [["live", "Live"], ["recordings", "Recordings"], ["export", "Export"]];
+const PERMS = [["live", "Live"], ["recordings", "Recordings"], ["export", "Export"], ["lock", "Lock"]];
 const ROLES = ["viewer", "operator", "admin"];
 const AUDIT_ACTIONS = ["login", "login_failed", "logout", "session_revoke", "live_start", "live_stop", "playback",
   "export", "thumbnail", "camera_add", "camera_change", "camera_remove", "config_change", "user_add", "user_delete",
