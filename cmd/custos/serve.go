@@ -179,6 +179,11 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		idx.Close()
 		return nil, fmt.Errorf("audit: %w", err)
 	}
+	if err := auditConfigChange(ctx, auditLog, cfg); err != nil {
+		auditLog.Close()
+		idx.Close()
+		return nil, err
+	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &server{idx: idx, cancel: cancel, auth: authSvc, audit: auditLog, adminPassword: adminPass}
 	fail := func(err error) (*server, error) {
