@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/custos-nvr/custos/internal/auth"
+	"github.com/custos-nvr/custos/internal/recorder"
 	"github.com/custos-nvr/custos/internal/retention"
 )
 
@@ -110,4 +111,12 @@ func TestLockedFullReported(t *testing.T) {
 	check(false)
 	alarm["d1"] = retention.LockedFull{Disk: "d1", Since: since, Free: 0, MinFree: 3000, Locked: 7}
 	check(true)
+	// A camera on d1 whose writes fail says why.
+	st := s.lockedFullReason(recorder.Status{State: recorder.StateReconnecting, Reason: "write: no space left on device"}, "d1")
+	if !strings.HasPrefix(st.Reason, "write: no space left on device (storage d1 is below min_free") {
+		t.Errorf("reason %q", st.Reason)
+	}
+	if st := s.lockedFullReason(recorder.Status{State: recorder.StateRecording}, "d1"); st.Reason != "" {
+		t.Errorf("recording stream's reason %q", st.Reason)
+	}
 }

@@ -73,9 +73,10 @@ func lockedFullMessage(a retention.LockedFull) string {
 }
 
 // lockedFullReason adds the alarm of the stream's disk to the reason of a
-// stream in error (its writes fail when the disk is full of locked video).
+// stream that is not recording (its writes fail once the disk is full of
+// locked video, and it reconnects).
 func (s *Server) lockedFullReason(st recorder.Status, disk string) recorder.Status {
-	if st.State != recorder.StateError || s.LockedFull == nil {
+	if (st.State != recorder.StateError && st.State != recorder.StateReconnecting) || s.LockedFull == nil {
 		return st
 	}
 	if a, ok := s.LockedFull()[disk]; ok {
