@@ -164,10 +164,10 @@ func (s *Server) rangeRequest(w http.ResponseWriter, r *http.Request) (cam, stre
 }
 
 // serveRange answers a range route with the virtual file build makes.
-// An attachment (a download or an evidence export, which need the export
-// permission) gets an export entry before any byte is sent; anything else
-// is a viewing (viewBegin), bounded for users without export
-// (boundPlayer).
+// A whole file (an attachment: a download or an evidence export; or
+// export.mp4 fetched without Range), which needs the export permission,
+// gets an export entry before any byte is sent; anything else is a
+// viewing (viewBegin), bounded for users without export (boundPlayer).
 func (s *Server) serveRange(w http.ResponseWriter, r *http.Request, attachment bool,
 	build func(ctx context.Context, cam, stream string, from, to time.Time) (*playback.File, error)) {
 	cam, stream, from, to, ok := s.rangeRequest(w, r)
@@ -185,7 +185,13 @@ func (s *Server) serveRange(w http.ResponseWriter, r *http.Request, attachment b
 		s.writeError(w, r, err)
 		return
 	}
-	if attachment {
+	whole := attachment || route == "export.mp4" && r.Header.Get("Range") == "" && r.Method != http.MethodHead
+	if whole && s.playerOnly(r) {
+		s.writeError(w, r, &Error{Status: http.StatusForbidden, Message: "export.mp4 without a Range header is a whole-file download: " +
+			"it needs the export permission (a player sends Range requests)"})
+		return
+	}
+	if whole {
 		// A download that resumes sends a few requests: one entry per
 		// range and minute, naming the range the file holds.
 		detail := map[string]string{"stream": stream, "from": f.From.UTC().Format(time.RFC3339Nano),
@@ -197,7 +203,7 @@ func (s *Server) serveRange(w http.ResponseWriter, r *http.Request, attachment b
 		if !s.auditView(w, r, time.Minute, stream+detail["from"]+detail["to"], audit.Export, cam, detail) {
 			return
 		}
-		s.serveFile(w, r, f, true)
+		s.serveFile(w, r, f, attachment)
 		return
 	}
 	s.serveView(w, r, f, cam, stream, route)
@@ -247,8 +253,8 @@ func (s *Server) playerOnly(r *http.Request) bool {
 }
 
 // boundPlayer holds a request of a user without export to what a player
-// sends: export.mp4 only as a single Range request (a GET without Range
-// is a download), cut to maxBytes; any other file at most
+// sends: export.mp4 only as a single Range request (serveRange refuses
+// one without: a download), cut to maxBytes; any other file at most
 // playerWindow long, and Range requests of it cut the same way. If-Range
 // is dropped: a failed If-Range would send the whole file. HEAD requests
 // send no video and pass.
@@ -263,11 +269,7 @@ func boundPlayer(r *http.Request, f *playback.File, route string, maxBytes int64
 	r.Header.Del("If-Range")
 	rng := r.Header.Get("Range")
 	if rng == "" {
-		if route == "export.mp4" {
-			return &Error{Status: http.StatusForbidden, Message: "export.mp4 without a Range header is a whole-file download: " +
-				"it needs the export permission (a player sends Range requests)"}
-		}
-		return nil
+		return nil // export.mp4 without Range is a download (serveRange)
 	}
 	bounded, err := boundRange(rng, f.Size(), maxBytes)
 	if err != nil {
