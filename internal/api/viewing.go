@@ -154,7 +154,7 @@ func (s *Server) viewBegin(r *http.Request, action, camera, stream, route string
 	vs := &viewSession{id: hex.EncodeToString(idb[:]), stream: stream, tmpl: tmpl, started: now, last: now, flushed: now,
 		requests: 1, inflight: 1, routes: map[string]bool{route: true}, frames: action == audit.Thumbnail}
 	start := tmpl
-	start.Detail = mergeDetail(tmpl.Detail, map[string]string{"stream": stream, "view": "start", "session": vs.id, "route": route})
+	start.Detail = mergeDetail(tmpl.Detail, map[string]string{"stream": stream, "view": "start", "viewing": vs.id, "route": route})
 	if err := s.appendAudit(r.Context(), start); err != nil {
 		return nil, err
 	}
@@ -306,7 +306,7 @@ func (s *Server) writeViewRanges(ctx context.Context, vs *viewSession, final boo
 		routes = append(routes, k)
 	}
 	sort.Strings(routes)
-	d := map[string]string{"stream": vs.stream, "view": "ranges", "session": vs.id,
+	d := map[string]string{"stream": vs.stream, "view": "ranges", "viewing": vs.id,
 		"part": strconv.Itoa(vs.part), "requests": strconv.Itoa(vs.requests), "bytes": strconv.FormatInt(vs.bytes, 10),
 		"routes": strings.Join(routes, ","), "started": vs.started.UTC().Format(time.RFC3339Nano),
 		"last": vs.last.UTC().Format(time.RFC3339Nano)}

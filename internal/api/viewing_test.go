@@ -161,6 +161,10 @@ func TestViewingSessionRanges(t *testing.T) {
 	}
 	e := ends[0]
 	want := formatUnion(union(served, time.Millisecond))
+	starts := entriesOf(viewEntries(t, s, "watcher"), "start")
+	if e.Detail["viewing"] == "" || e.Detail["viewing"] != starts[0].Detail["viewing"] {
+		t.Errorf("end entry of viewing %q, start of %q", e.Detail["viewing"], starts[0].Detail["viewing"])
+	}
 	if e.Camera != "door" || e.Detail["stream"] != "main" || e.Detail["ranges"] != want {
 		t.Errorf("end entry %+v\nranges %s\nwant   %s", e, e.Detail["ranges"], want)
 	}
