@@ -90,3 +90,30 @@ func TestPlayerGrants(t *testing.T) {
 		t.Errorf("watcher bytes=500-: %s %q, %d bytes", resp.Status, cr, len(body))
 	}
 }
+
+// TestBoundRange: the Range header of a user without export asks for at
+// most max bytes; what cannot be one satisfiable range is refused.
+func TestBoundRange(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		bad      bool
+	}{
+		{"bytes=0-", "bytes=0-99", false},
+		{"bytes=0-9", "bytes=0-9", false},
+		{"bytes=50-500", "bytes=50-149", false},
+		{"bytes=950-", "bytes=950-999", false},
+		{"bytes=-30", "bytes=970-999", false},
+		{"bytes=-5000", "bytes=0-99", false},
+		{"bytes=2000-", "bytes=2000-", false}, // past the end: 416 from ServeContent
+		{"bytes=0-9,20-29", "", true},
+		{"bytes=9-1", "", true},
+		{"bytes=-0", "", true},
+		{"items=0-9", "", true},
+		{"bytes=x-", "", true},
+	} {
+		got, err := boundRange(tc.in, 1000, 100)
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("boundRange(%q) = %q, %v; want %q, error %v", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}
