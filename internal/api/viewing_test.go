@@ -122,8 +122,10 @@ func viewEntries(t *testing.T, s *Server, actor string) []audit.Entry {
 func TestViewingSessionRanges(t *testing.T) {
 	s, base, _ := viewingServer(t)
 	var body []byte
+	requests := 0
 	as := func(path string, header ...string) *http.Response {
 		t.Helper()
+		requests++
 		var resp *http.Response
 		resp, body = do(t, nil, base, req{method: "GET", path: path, user: "watcher", pass: "watcher-password", header: header})
 		if resp.StatusCode >= 300 {
@@ -168,6 +170,8 @@ func TestViewingSessionRanges(t *testing.T) {
 	if e.Camera != "door" || e.Detail["stream"] != "main" || e.Detail["ranges"] != want {
 		t.Errorf("end entry %+v\nranges %s\nwant   %s", e, e.Detail["ranges"], want)
 	}
+	t.Logf("%d requests (playlist, init, %d media segments, fragments): %d audit entries of watcher, ranges %s",
+		requests, media, len(viewEntries(t, s, "watcher")), want)
 	// Segment rows agree: the run's three segments, one range.
 	st, _ := s.Index.Stream(context.Background(), "door", "main")
 	segs, _ := s.Index.Segments(context.Background(), st.ID, pt.At(-1), pt.At(1000))
@@ -308,6 +312,7 @@ func TestViewingThumbnails(t *testing.T) {
 	}
 	s.FlushViews(context.Background())
 	es := viewEntries(t, s, "watcher")
+	t.Logf("30 thumbnails (%d distinct frames): %d audit entries", len(frames), len(es))
 	if st := entriesOf(es, "start"); len(st) != 1 || st[0].Action != audit.Thumbnail {
 		t.Fatalf("start entries %+v, want one thumbnail session", st)
 	}
