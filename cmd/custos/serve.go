@@ -90,7 +90,9 @@ type server struct {
 	audit *audit.Log
 	// refusals aggregates refused logins and requests; flushed at stop.
 	refusals *audit.Aggregator
-	tls      bool
+	// api writes out its viewing sessions' audit entries at stop.
+	api *api.Server
+	tls bool
 	// adminPassword is the password of the first admin when this start
 	// created it (from CUSTOS_ADMIN_PASSWORD or generated).
 	adminPassword string
@@ -198,6 +200,11 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		idx.Close()
 		return nil, fmt.Errorf("audit: %w", err)
 	}
+	if err := auditConfigChange(ctx, auditLog, cfg); err != nil {
+		auditLog.Close()
+		idx.Close()
+		return nil, err
+	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &server{idx: idx, cancel: cancel, auth: authSvc, audit: auditLog, adminPassword: adminPass}
 	fail := func(err error) (*server, error) {
@@ -284,7 +291,8 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		Auth: authSvc, Audit: auditLog, MetricsPublic: cfg.Metrics.Public,
 		TrustedProxies: cfg.TrustedProxyPrefixes(), Refusals: s.refusals,
 		Chains: idx, RecorderKey: key.Public().(ed25519.PublicKey),
-		MaxLivePerUser: cfg.Live.MaxViewersPerUser, WebRTCAllow: cfg.Live.WebRTCPrefixes()}
+		MaxLivePerUser: cfg.Live.MaxViewersPerUser, WebRTCAllow: cfg.Live.WebRTCPrefixes(),
+		LockMaxSpan: time.Duration(cfg.Locks.MaxSpan), LockMaxActive: cfg.Locks.MaxActivePerUser, LockedFull: ret.LockedFull}
 	for _, sc := range cfg.Storage {
 		d := api.Disk{Name: sc.Name, Path: sc.Path, MinFree: sc.MinFree.Bytes, MinFreePercent: sc.MinFree.Percent}
 		if ld, ok := disks[sc.Name].(*local.Dir); ok {
@@ -294,6 +302,12 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		}
 		a.Disks = append(a.Disks, d)
 	}
+	s.api = a
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		a.RunViewAudit(rctx)
+	}()
 	// Connections are bounded below TLS, so a refused one costs no
 	// handshake.
 	rl := &refusals{log: e.log, now: time.Now}
@@ -377,8 +391,10 @@ func (s *server) stop() error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.http.Shutdown(sctx)
-	// After the last request: the refusals of the last minute.
+	// After the last request: the refusals of the last minute and the
+	// viewing sessions still open.
 	ferr := s.refusals.Flush(sctx, true)
+	s.api.FlushViews(sctx)
 	return errors.Join(ferr, s.audit.Close(), s.idx.Close())
 }
 

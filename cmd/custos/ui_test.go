@@ -486,8 +486,8 @@ func TestUIEvidenceLock(t *testing.T) {
 	step("open the lock form", `(() => { document.getElementById('lock').click(); return document.getElementById('lock-box').hidden ? null : 'ok' })()`)
 	step("lock", `(() => {
 		const loc = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60e3).toISOString().slice(0, 19);
-		document.getElementById('ex-from').value = loc(new Date(Date.now() - 60e3));
-		document.getElementById('ex-to').value = loc(new Date(Date.now() + 60e3));
+		document.getElementById('ex-from').value = loc(new Date(Date.now() - 125e3));
+		document.getElementById('ex-to').value = loc(new Date(Date.now() - 5e3)); // a lock keeps the past only
 		document.getElementById('lock-reason').value = 'incident 7';
 		document.getElementById('lock').click();
 		return 'ok';

@@ -31,7 +31,7 @@ first line of standard input when it is not a terminal):
   passwd NAME                        set a user's password (ends their sessions)
   role NAME ROLE                     change a user's role
   grant NAME CAMERA PERMS            set what NAME may do with CAMERA ("*" is every
-                                     camera): live, recordings, export, all or none
+                                     camera): live, recordings, export, lock, all or none
   token NAME --name LABEL [--ttl D]  make an API token (printed once)
   unlock NAME                        forget NAME's failed logins, so that addresses
                                      that failed may try again (a running server

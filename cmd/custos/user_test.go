@@ -66,7 +66,7 @@ func TestUserCommand(t *testing.T) {
 	if got := status("guard", "guard-password", "/api/cameras/door/export.mp4?download=1&from=2026-01-01T00:00:00Z&to=2026-01-01T00:01:00Z"); got != 403 {
 		t.Errorf("export without the grant: %d", got)
 	}
-	if code, out, e := user("", "grant", "--config", cfgPath, "guard", "door", "all"); code != 0 || !strings.Contains(out, "door=live,recordings,export") {
+	if code, out, e := user("", "grant", "--config", cfgPath, "guard", "door", "all"); code != 0 || !strings.Contains(out, "door=live,recordings,export,lock") {
 		t.Fatalf("user grant: %d %q %s", code, out, e)
 	}
 	if code, out, _ := user("", "list", "--config", cfgPath); code != 0 || !strings.Contains(out, "guard") || !strings.Contains(out, "(every camera)") {

@@ -58,9 +58,12 @@ func cameraPerm(p auth.Perm) access {
 // which they hold every permission (live, recordings and export, directly
 // or through *), and adds a camera only with every permission on * (a
 // new camera is then theirs to see like every other). Admins may do all.
+// The lock permission is not needed: it came later, and grants stored
+// before it (even "all") do not carry it.
 var (
-	manageCamera = access{role: auth.Operator, perm: func(*http.Request) auth.Perm { return auth.PermAll }}
-	manageAll    = access{role: auth.Operator, perm: func(*http.Request) auth.Perm { return auth.PermAll }, everyCamera: true}
+	managePerms  = auth.PermLive | auth.PermRecordings | auth.PermExport
+	manageCamera = access{role: auth.Operator, perm: func(*http.Request) auth.Perm { return managePerms }}
+	manageAll    = access{role: auth.Operator, perm: func(*http.Request) auth.Perm { return managePerms }, everyCamera: true}
 )
 
 // Route is a registered route and who may use it (for the route-walking

@@ -438,18 +438,22 @@ func TestViewsAudited(t *testing.T) {
 	as(play, "Range", "bytes=100-")
 	as(play + "&download=1")
 	as(rangeURL("", "/api/cameras/door/fragments.mp4", 2, 3))
+	s.FlushViews(ctx)
 	entries, err := s.Audit.Query(ctx, audit.Filter{Actor: "guard", Camera: "door", Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
 	count := map[string]int{}
 	for _, e := range entries {
-		count[e.Action+" "+e.Detail["route"]]++
-		if e.Addr == "" || e.Result != "ok" || e.Detail["from"] == "" {
-			t.Errorf("entry without address, result or range: %+v", e)
+		count[e.Action+" "+e.Detail["view"]+e.Detail["route"]]++
+		if e.Addr == "" || e.Result != "ok" || e.Detail["stream"] != "main" ||
+			(e.Action == audit.Export && e.Detail["from"] == "") || (e.Detail["view"] == "end" && e.Detail["ranges"] == "") {
+			t.Errorf("entry without address, result, stream or range: %+v", e)
 		}
 	}
-	want := map[string]int{"playback export.mp4": 1, "export export.mp4": 1, "playback fragments.mp4": 1}
+	// One viewing session (export.mp4 in a player and fragments: one
+	// start, one end naming the ranges) and one download.
+	want := map[string]int{"playback startexport.mp4": 1, "export export.mp4": 1, "playback end": 1}
 	for k, n := range want {
 		if count[k] != n {
 			t.Errorf("%d entries %q, want %d (all: %v)", count[k], k, n, count)

@@ -22,6 +22,7 @@ import (
 	"github.com/custos-nvr/custos/internal/live"
 	"github.com/custos-nvr/custos/internal/playback"
 	"github.com/custos-nvr/custos/internal/recorder"
+	"github.com/custos-nvr/custos/internal/retention"
 	"github.com/custos-nvr/custos/internal/store"
 	"github.com/custos-nvr/custos/internal/thumb"
 )
@@ -57,6 +58,10 @@ type Server struct {
 	UI http.Handler
 	// Disks are the storage directories, for GET /api/storage.
 	Disks []Disk
+	// LockedFull reports the disks below their floor whose remaining
+	// recordings are held by evidence locks (retention's alarm); nil
+	// reports none.
+	LockedFull func() map[string]retention.LockedFull
 	// Auth authenticates requests and manages accounts (required).
 	Auth *auth.Service
 	// Audit records every view, export and change (required).
@@ -88,10 +93,24 @@ type Server struct {
 	// besides its own address (config live.webrtc_allow_networks).
 	WebRTCAllow []netip.Prefix
 
+	// LockMaxSpan and LockMaxActive limit a non-admin's evidence locks
+	// (config locks.max_span, locks.max_active_per_user; 0: 31 days, 20).
+	LockMaxSpan   time.Duration
+	LockMaxActive int
+	// PlayerRangeBytes bounds one Range response of export.mp4 for users
+	// without the export permission (0: 8 MiB).
+	PlayerRangeBytes int64
+	// Now is the clock of viewing sessions (nil: time.Now).
+	Now func() time.Time
+	// ViewIdle ends a viewing session without requests (0: 3 minutes).
+	ViewIdle time.Duration
+
 	recentAudits
 	refusalAudits
 	liveViewers liveCount
+	views       viewLog
 
+	lockMu       sync.Mutex // orders the limit check and the insert of locks
 	storageMu    sync.Mutex
 	storageCache storageCache
 }
@@ -148,7 +167,7 @@ func (s *Server) build() (http.Handler, []Route) {
 	handle("DELETE /api/cameras/{name}", manageCamera, s.removeCamera)
 	handle("GET /api/cameras/{name}/recordings", cameraPerm(auth.PermRecordings), s.recordings)
 	handle("GET /api/cameras/{name}/locks", cameraPerm(auth.PermRecordings), s.locks)
-	handle("POST /api/cameras/{name}/locks", cameraPerm(auth.PermExport), s.addLock)
+	handle("POST /api/cameras/{name}/locks", cameraPerm(auth.PermLock), s.addLock)
 	handle("POST /api/locks/{id}/release", admin, s.releaseLock)
 	s.playbackRoutes(mux, &routes)
 	handle("GET /api/cameras/{name}/live.ws", cameraPerm(auth.PermLive), s.liveWS)
@@ -264,7 +283,7 @@ func (s *Server) cameraList(r *http.Request) []CameraJSON {
 			cj.Perms = auth.PermAll
 		}
 		for i, sup := range c.Streams {
-			st := sup.Status()
+			st := s.lockedFullReason(sup.Status(), c.Config.Storage)
 			if i == 0 {
 				cj.Status, cj.Reason, cj.BitrateBps, cj.LastFrame = st.State, st.Reason, st.BitrateBps, st.LastFrame
 			}

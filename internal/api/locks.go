@@ -9,11 +9,22 @@ import (
 	"time"
 
 	"github.com/custos-nvr/custos/internal/audit"
+	"github.com/custos-nvr/custos/internal/auth"
 	"github.com/custos-nvr/custos/internal/store"
 )
 
-// maxLockSpan bounds one evidence lock.
-const maxLockSpan = 366 * 24 * time.Hour
+// Evidence lock limits (docs/security.md, "Evidence locks").
+const (
+	// maxLockSpan bounds one evidence lock, an admin's too.
+	maxLockSpan = 366 * 24 * time.Hour
+	// lockFutureSlack is how far past now a lock may end (clocks of the
+	// browser and the server differ a little).
+	lockFutureSlack = time.Minute
+	// defaultLockMaxSpan and defaultLockMaxActive apply when the Server
+	// fields are zero.
+	defaultLockMaxSpan   = 31 * 24 * time.Hour
+	defaultLockMaxActive = 20
+)
 
 // LockJSON is an evidence lock.
 type LockJSON struct {
@@ -70,7 +81,10 @@ func (s *Server) locks(w http.ResponseWriter, r *http.Request) {
 
 // addLock serves POST /api/cameras/{name}/locks {"from","to","reason"}:
 // retention and deletion leave the range's recordings alone until an
-// admin releases the lock. It needs the export permission on the camera.
+// admin releases the lock. It needs the lock permission on the camera. A
+// lock covers recorded time only (to at most now + lockFutureSlack: 400);
+// a non-admin's lock spans at most LockMaxSpan (400) and a non-admin
+// holds at most LockMaxActive unreleased locks (409).
 func (s *Server) addLock(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if _, ok := s.camera(name); !ok {
@@ -96,12 +110,49 @@ func (s *Server) addLock(w http.ResponseWriter, r *http.Request) {
 	case req.To.Sub(req.From) > maxLockSpan:
 		s.writeError(w, r, &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("a lock spans at most %s", maxLockSpan)})
 		return
+	case req.To.After(s.now().Add(lockFutureSlack)):
+		s.writeError(w, r, &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf(
+			"to=%s is in the future: a lock keeps video already recorded (lock again later to extend it)", req.To.UTC().Format(time.RFC3339))})
+		return
 	}
 	if err := validReason(req.Reason); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	l := store.Lock{Camera: name, From: req.From, To: req.To, Reason: req.Reason, CreatedBy: who(r).user.Name, Created: time.Now()}
+	u := &who(r).user
+	maxSpan, maxActive := s.LockMaxSpan, s.LockMaxActive
+	if maxSpan <= 0 {
+		maxSpan = defaultLockMaxSpan
+	}
+	if maxActive <= 0 {
+		maxActive = defaultLockMaxActive
+	}
+	if u.Role != auth.Admin && req.To.Sub(req.From) > maxSpan {
+		s.writeError(w, r, &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf(
+			"a lock spans at most %s (locks.max_span); ask an admin for a longer one", maxSpan)})
+		return
+	}
+	s.lockMu.Lock()
+	defer s.lockMu.Unlock()
+	if u.Role != auth.Admin {
+		all, err := s.Index.Locks(r.Context(), "", time.Unix(0, 0), s.now().Add(100*365*24*time.Hour), false)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		n := 0
+		for _, l := range all {
+			if l.CreatedBy == u.Name && l.Active() {
+				n++
+			}
+		}
+		if n >= maxActive {
+			s.writeError(w, r, &Error{Status: http.StatusConflict, Message: fmt.Sprintf(
+				"user %q holds %d active evidence locks, the most allowed (locks.max_active_per_user): an admin must release one first", u.Name, n)})
+			return
+		}
+	}
+	l := store.Lock{Camera: name, From: req.From, To: req.To, Reason: req.Reason, CreatedBy: u.Name, Created: s.now()}
 	// Audited first: a lock nobody can account for is not set.
 	if err := s.audit(r, audit.EvidenceLock, name, map[string]string{"from": req.From.UTC().Format(time.RFC3339Nano),
 		"to": req.To.UTC().Format(time.RFC3339Nano), "reason": req.Reason}); err != nil {

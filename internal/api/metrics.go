@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/custos-nvr/custos/internal/retention"
 )
 
 // metrics serves GET /metrics in the Prometheus text format (version
@@ -65,6 +67,15 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		for _, sm := range f.samples {
 			fmt.Fprintf(&b, "%s{%s} %s\n", f.name, sm.labels, strconv.FormatFloat(sm.value, 'g', -1, 64))
 		}
+	}
+	family("custos_storage_locked_full", "gauge", "1 while the disk is below min_free and evidence locks hold everything retention could delete.")
+	var alarms map[string]retention.LockedFull
+	if s.LockedFull != nil {
+		alarms = s.LockedFull()
+	}
+	for _, d := range s.Disks {
+		_, full := alarms[d.Name]
+		fmt.Fprintf(&b, "custos_storage_locked_full{%s} %d\n", labels("storage", d.Name), map[bool]int{false: 0, true: 1}[full])
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/custos-nvr/custos/internal/audit"
@@ -54,8 +55,9 @@ func (s *Server) cameraStream(w http.ResponseWriter, r *http.Request) (camera, s
 
 // serveFile sends a virtual file with Range, If-Range, If-None-Match and
 // HEAD handled by http.ServeContent. A segment deleted while the body is
-// being sent cuts the response short (the client sees a short body).
-func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, f *playback.File, attachment bool) {
+// being sent cuts the response short (the client sees a short body). It
+// returns the byte extents of the file it sent (for the audit).
+func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, f *playback.File, attachment bool) [][2]int64 {
 	h := w.Header()
 	h.Set("Content-Type", f.ContentType)
 	if f.ETag != "" {
@@ -79,7 +81,8 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, f *playback.F
 			h.Set("Last-Modified", f.ModTime.UTC().Format(http.TimeFormat))
 		}
 		w.WriteHeader(http.StatusOK)
-		if _, err := rd.Send(w); err != nil {
+		n, err := rd.Send(w)
+		if err != nil {
 			// The status is sent: all that is left is to cut the body
 			// short, which the client sees as a short read. A client that
 			// goes away is routine; a segment that vanished is worth a word.
@@ -89,9 +92,50 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, f *playback.F
 			}
 			s.logger().Log(r.Context(), level, "api: response cut short", "path", r.URL.Path, "err", err)
 		}
-		return
+		return [][2]int64{{0, n}}
 	}
-	http.ServeContent(w, r, f.Name, f.ModTime, rd)
+	tr := &trackedReader{rd: rd}
+	http.ServeContent(w, r, f.Name, f.ModTime, tr)
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	return tr.ext
+}
+
+// trackedReader records the extents read from a file (what
+// http.ServeContent sent of it).
+type trackedReader struct {
+	rd  *playback.Reader
+	pos int64
+	ext [][2]int64
+}
+
+func (t *trackedReader) Read(p []byte) (int, error) {
+	n, err := t.rd.Read(p)
+	if n > 0 {
+		if l := len(t.ext); l > 0 && t.ext[l-1][1] == t.pos {
+			t.ext[l-1][1] += int64(n)
+		} else {
+			t.ext = append(t.ext, [2]int64{t.pos, t.pos + int64(n)})
+		}
+		t.pos += int64(n)
+	}
+	return n, err
+}
+
+func (t *trackedReader) Seek(off int64, whence int) (int64, error) {
+	pos, err := t.rd.Seek(off, whence)
+	t.pos = pos
+	return pos, err
+}
+
+// served is the wall-clock video in the extents sent of f.
+func served(f *playback.File, ext [][2]int64) (spans []playback.Span, bytes int64) {
+	for _, e := range ext {
+		spans = append(spans, f.Spans(e[0], e[1])...)
+		bytes += e[1] - e[0]
+	}
+	return spans, bytes
 }
 
 // conditional reports a request that http.ServeContent must answer: a
@@ -120,10 +164,20 @@ func (s *Server) rangeRequest(w http.ResponseWriter, r *http.Request) (cam, stre
 }
 
 // serveRange answers a range route with the virtual file build makes.
+// A whole file (an attachment: a download or an evidence export; or
+// export.mp4 fetched without Range), which needs the export permission,
+// gets an export entry before any byte is sent; anything else is a
+// viewing (viewBegin), bounded for users without export (boundPlayer).
 func (s *Server) serveRange(w http.ResponseWriter, r *http.Request, attachment bool,
 	build func(ctx context.Context, cam, stream string, from, to time.Time) (*playback.File, error)) {
 	cam, stream, from, to, ok := s.rangeRequest(w, r)
 	if !ok {
+		return
+	}
+	route := path.Base(r.URL.Path)
+	if !attachment && route == "fragments.mp4" && s.playerOnly(r) && to.Sub(from) > playerWindow {
+		s.writeError(w, r, &Error{Status: http.StatusForbidden, Message: fmt.Sprintf(
+			"fragments.mp4 of more than %s at once needs the export permission on camera %q", playerWindow, cam)})
 		return
 	}
 	f, err := build(r.Context(), cam, stream, from, to)
@@ -131,26 +185,150 @@ func (s *Server) serveRange(w http.ResponseWriter, r *http.Request, attachment b
 		s.writeError(w, r, err)
 		return
 	}
-	// A player sends many range requests for one viewing; a download
-	// that resumes sends a few: one entry per range and window.
-	detail := map[string]string{"stream": stream, "from": from.UTC().Format(time.RFC3339Nano),
-		"to": to.UTC().Format(time.RFC3339Nano), "route": path.Base(r.URL.Path)}
-	action, window := audit.Playback, 10*time.Minute
-	if attachment {
-		action, window = audit.Export, time.Minute
-		detail["bytes"] = strconv.FormatInt(f.Size(), 10)
+	whole := attachment || route == "export.mp4" && r.Header.Get("Range") == "" && r.Method != http.MethodHead
+	if whole && s.playerOnly(r) {
+		s.writeError(w, r, &Error{Status: http.StatusForbidden, Message: "export.mp4 without a Range header is a whole-file download: " +
+			"it needs the export permission (a player sends Range requests)"})
+		return
+	}
+	if whole {
+		// A download that resumes sends a few requests: one entry per
+		// range and minute, naming the range the file holds.
+		detail := map[string]string{"stream": stream, "from": f.From.UTC().Format(time.RFC3339Nano),
+			"to": f.To.UTC().Format(time.RFC3339Nano), "route": route, "bytes": strconv.FormatInt(f.Size(), 10),
+			"requested_from": from.UTC().Format(time.RFC3339Nano), "requested_to": to.UTC().Format(time.RFC3339Nano)}
 		if r.URL.Query().Get("evidence") != "" {
 			detail["evidence"] = "1"
 		}
-	}
-	if !s.auditView(w, r, window, stream+detail["from"]+detail["to"], action, cam, detail) {
+		if !s.auditView(w, r, time.Minute, stream+detail["from"]+detail["to"], audit.Export, cam, detail) {
+			return
+		}
+		s.serveFile(w, r, f, attachment)
 		return
 	}
-	s.serveFile(w, r, f, attachment)
+	s.serveView(w, r, f, cam, stream, route)
 }
 
-// auditView is auditOnce for a viewing: it writes the error and returns
-// false when the entry cannot be written, so nothing is shown unrecorded.
+// serveView sends f as part of the request's viewing session of camera's
+// stream, bounded by boundPlayer, and adds what it sent to the session.
+func (s *Server) serveView(w http.ResponseWriter, r *http.Request, f *playback.File, cam, stream, route string) {
+	if s.playerOnly(r) {
+		max := s.PlayerRangeBytes
+		if max <= 0 {
+			max = playerRangeBytes
+		}
+		if err := boundPlayer(r, f, route, max); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	h, err := s.viewBegin(r, audit.Playback, cam, stream, route)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	spans, n := served(f, s.serveFile(w, r, f, false))
+	s.viewServed(r.Context(), h, spans, n)
+}
+
+// What a user with the recordings permission but not export gets
+// (docs/security.md, "Roles and grants"): what a player needs and no
+// whole-file download in one request.
+const (
+	// playerRangeBytes (Server.PlayerRangeBytes) bounds one Range
+	// response of export.mp4: a longer
+	// or open-ended range is cut (206 with the Content-Range actually
+	// sent; players ask for the rest).
+	playerRangeBytes = 8 << 20
+	// playerWindow bounds the video of one fragments.mp4 or frags.m4s
+	// response.
+	playerWindow = 2 * time.Minute
+)
+
+// playerOnly reports a request by a user without the export permission
+// on the {name} camera.
+func (s *Server) playerOnly(r *http.Request) bool {
+	p := who(r)
+	return p == nil || !p.user.Can(r.PathValue("name"), auth.PermExport)
+}
+
+// boundPlayer holds a request of a user without export to what a player
+// sends: export.mp4 only as a single Range request (serveRange refuses
+// one without: a download), cut to maxBytes; any other file at most
+// playerWindow long, and Range requests of it cut the same way. If-Range
+// is dropped: a failed If-Range would send the whole file. HEAD requests
+// send no video and pass.
+func boundPlayer(r *http.Request, f *playback.File, route string, maxBytes int64) error {
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	if route != "export.mp4" && f.To.Sub(f.From) > playerWindow {
+		return &Error{Status: http.StatusForbidden, Message: fmt.Sprintf(
+			"%s of more than %s at once needs the export permission", route, playerWindow)}
+	}
+	r.Header.Del("If-Range")
+	rng := r.Header.Get("Range")
+	if rng == "" {
+		return nil // export.mp4 without Range is a download (serveRange)
+	}
+	bounded, err := boundRange(rng, f.Size(), maxBytes)
+	if err != nil {
+		return err
+	}
+	r.Header.Set("Range", bounded)
+	return nil
+}
+
+// boundRange rewrites a single-range Range header value so that it asks
+// for at most max bytes of a file of size bytes. A range starting past
+// the end is left for http.ServeContent to refuse (416).
+func boundRange(h string, size, max int64) (string, error) {
+	bad := &Error{Status: http.StatusRequestedRangeNotSatisfiable,
+		Message: fmt.Sprintf("Range %q: send one range, bytes=FIRST-[LAST] or bytes=-SUFFIX", h)}
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok || strings.Contains(spec, ",") {
+		return "", bad
+	}
+	a, b, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	if !ok {
+		return "", bad
+	}
+	var start, end int64
+	if a == "" {
+		n, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || n <= 0 {
+			return "", bad
+		}
+		start, end = max64(size-n, 0), size-1
+	} else {
+		var err error
+		if start, err = strconv.ParseInt(a, 10, 64); err != nil || start < 0 {
+			return "", bad
+		}
+		end = size - 1
+		if b != "" {
+			if end, err = strconv.ParseInt(b, 10, 64); err != nil || end < start {
+				return "", bad
+			}
+		}
+	}
+	if start >= size {
+		return h, nil
+	}
+	end = min(end, size-1, start+max-1)
+	return fmt.Sprintf("bytes=%d-%d", start, end), nil
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// auditView is auditOnce for an export download: it writes the error and
+// returns false when the entry cannot be written, so nothing is sent
+// unrecorded.
 func (s *Server) auditView(w http.ResponseWriter, r *http.Request, window time.Duration, key, action, camera string, detail map[string]string) bool {
 	if r.Method == http.MethodHead {
 		return true // no video is sent (the UI sizes an export this way)
@@ -177,7 +355,8 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 }
 
 // exportPerm: downloading a clip (or an evidence export) needs the export
-// permission; playing export.mp4 in a player (no download=) is playback.
+// permission; playing export.mp4 in a player (no download=) is playback,
+// bounded for users without export (boundPlayer).
 func exportPerm(r *http.Request) auth.Perm {
 	if q := r.URL.Query(); q.Get("download") != "" || q.Get("evidence") != "" {
 		return auth.PermExport
@@ -199,10 +378,14 @@ func (s *Server) playlist(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if !s.auditView(w, r, time.Minute, "playlist"+stream+from.String()+to.String(), audit.Playback, cam,
-		map[string]string{"stream": stream, "from": from.UTC().Format(time.RFC3339Nano), "to": to.UTC().Format(time.RFC3339Nano), "route": "playback.m3u8"}) {
+	// A playlist holds no video: it starts (or continues) the viewing
+	// session whose media segments name the ranges.
+	view, err := s.viewBegin(r, audit.Playback, cam, stream, "playback.m3u8")
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
+	defer s.viewServed(r.Context(), view, nil, 0)
 	h := w.Header()
 	h.Set("Content-Type", "application/vnd.apple.mpegurl")
 	h.Set("Cache-Control", "private, no-cache")
@@ -240,11 +423,7 @@ func (s *Server) segmentInit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if !s.auditView(w, r, 10*time.Minute, "hls"+stream, audit.Playback, cam,
-		map[string]string{"stream": stream, "segment": strconv.FormatInt(id, 10), "route": "hls"}) {
-		return
-	}
-	s.serveFile(w, r, f, false)
+	s.serveView(w, r, f, cam, stream, path.Base(r.URL.Path))
 }
 
 func (s *Server) segmentFrags(w http.ResponseWriter, r *http.Request) {
@@ -269,11 +448,7 @@ func (s *Server) segmentFrags(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if !s.auditView(w, r, 10*time.Minute, "hls"+stream, audit.Playback, cam,
-		map[string]string{"stream": stream, "segment": strconv.FormatInt(id, 10), "route": "hls"}) {
-		return
-	}
-	s.serveFile(w, r, f, false)
+	s.serveView(w, r, f, cam, stream, path.Base(r.URL.Path))
 }
 
 func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request) {
@@ -303,13 +478,18 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if !s.auditView(w, r, 5*time.Minute, "thumb"+stream, audit.Thumbnail, cam,
-		map[string]string{"stream": stream, "at": kf.At.UTC().Format(time.RFC3339Nano)}) {
-		return
-	}
+	// The frame shown is part of the viewer's thumbnail session (the
+	// browser shows its copy on a 304).
+	frame := []playback.Span{{From: kf.At, To: kf.At}}
 	etag := `"` + kf.ID + "-" + strconv.Itoa(width) + `"`
 	if r.Header.Get("If-None-Match") == etag {
+		view, err := s.viewBegin(r, audit.Thumbnail, cam, stream, "thumbnail.jpg")
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		w.WriteHeader(http.StatusNotModified)
+		s.viewServed(r.Context(), view, frame, 0)
 		return
 	}
 	jpeg, err := s.Thumbs.JPEG(r.Context(), kf.Codec, kf.AnnexB, kf.ID, width)
@@ -320,10 +500,16 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	view, err := s.viewBegin(r, audit.Thumbnail, cam, stream, "thumbnail.jpg")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", "image/jpeg")
 	h.Set("ETag", etag)
 	h.Set("Cache-Control", "private, max-age=3600")
 	h.Set("X-Custos-Frame-Time", kf.At.UTC().Format(time.RFC3339Nano))
 	w.Write(jpeg)
+	s.viewServed(r.Context(), view, frame, int64(len(jpeg)))
 }

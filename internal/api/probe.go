@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/custos-nvr/custos/internal/audit"
-	"github.com/custos-nvr/custos/internal/auth"
 	"github.com/custos-nvr/custos/internal/probe"
 	"github.com/custos-nvr/custos/internal/rtsp"
 )
@@ -41,9 +40,9 @@ func (s *Server) storedCredentials(r *http.Request, req *ProbeRequest) error {
 	if req.Camera == "" || req.Password != "" {
 		return nil
 	}
-	if u := &who(r).user; !u.Can(req.Camera, auth.PermAll) {
+	if u := &who(r).user; !u.Can(req.Camera, managePerms) {
 		return &Error{Status: http.StatusForbidden,
-			Message: fmt.Sprintf("user %q may not probe with the stored credentials of camera %q: it needs every permission on it", u.Name, req.Camera)}
+			Message: fmt.Sprintf("user %q may not probe with the stored credentials of camera %q: it needs live, recordings and export on it", u.Name, req.Camera)}
 	}
 	pc, ok := s.CameraAdmin.(ProbeCredentials)
 	if !ok {

@@ -1,8 +1,12 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/custos-nvr/custos/internal/recorder"
+	"github.com/custos-nvr/custos/internal/retention"
 )
 
 // Disk is a storage directory as the API reports it.
@@ -58,6 +62,30 @@ type DiskJSON struct {
 	// that rate once full: (recordings + free − min_free) / rate.
 	DaysKept float64 `json:"days_kept,omitempty"`
 	Error    string  `json:"error,omitempty"`
+	// LockedFull is the alarm of a disk below min_free whose remaining
+	// recordings are held by evidence locks: nothing more can be freed;
+	// recording goes on until the disk is full. Alarm says so in words.
+	LockedFull bool   `json:"locked_full"`
+	Alarm      string `json:"alarm,omitempty"`
+}
+
+// lockedFullMessage is the alarm text of a disk full of locked video.
+func lockedFullMessage(a retention.LockedFull) string {
+	return fmt.Sprintf("storage %s is below min_free (%d bytes free) and evidence locks hold all %d segments retention could delete, since %s: "+
+		"recording goes on until the disk is full; release locks or add space", a.Disk, a.Free, a.Locked, a.Since.UTC().Format(time.RFC3339))
+}
+
+// lockedFullReason adds the alarm of the stream's disk to the reason of a
+// stream that is not recording (its writes fail once the disk is full of
+// locked video, and it reconnects).
+func (s *Server) lockedFullReason(st recorder.Status, disk string) recorder.Status {
+	if (st.State != recorder.StateError && st.State != recorder.StateReconnecting) || s.LockedFull == nil {
+		return st
+	}
+	if a, ok := s.LockedFull()[disk]; ok {
+		st.Reason += " (" + lockedFullMessage(a) + ")"
+	}
+	return st
 }
 
 // storageCache keeps GET /api/storage's index sums for a minute: they
@@ -102,8 +130,15 @@ func (s *Server) storage(w http.ResponseWriter, r *http.Request) {
 // refreshFree fills the file systems' sizes (cheap: statfs) into a copy.
 func (s *Server) refreshFree(in []DiskJSON) []DiskJSON {
 	out := append([]DiskJSON(nil), in...)
+	var alarms map[string]retention.LockedFull
+	if s.LockedFull != nil {
+		alarms = s.LockedFull()
+	}
 	for i := range out {
 		d := &out[i]
+		if a, ok := alarms[d.Name]; ok {
+			d.LockedFull, d.Alarm = true, lockedFullMessage(a)
+		}
 		for _, cfg := range s.Disks {
 			if cfg.Name != d.Name || cfg.Usage == nil {
 				continue

@@ -64,19 +64,22 @@ const (
 	PermLive Perm = 1 << iota
 	// PermRecordings: the timeline, playback and thumbnails.
 	PermRecordings
-	// PermExport: download clips.
+	// PermExport: download clips and evidence exports (whole files).
 	PermExport
+	// PermLock: set evidence locks, which retention never deletes.
+	PermLock
 
-	PermAll = PermLive | PermRecordings | PermExport
+	PermAll = PermLive | PermRecordings | PermExport | PermLock
 )
 
 var permNames = []struct {
 	p    Perm
 	name string
-}{{PermLive, "live"}, {PermRecordings, "recordings"}, {PermExport, "export"}}
+}{{PermLive, "live"}, {PermRecordings, "recordings"}, {PermExport, "export"}, {PermLock, "lock"}}
 
-// ParsePerms parses a comma-separated list of live, recordings and
-// export; "all" is all three. An empty string is no permission.
+// ParsePerms parses a comma-separated list of live, recordings, export
+// and lock; "all" is all four. An empty string is no permission.
+// Grants stored before lock existed keep what they had (no lock).
 func ParsePerms(s string) (Perm, error) {
 	var p Perm
 	for _, f := range strings.Split(s, ",") {
@@ -96,7 +99,7 @@ func ParsePerms(s string) (Perm, error) {
 			}
 		}
 		if !found {
-			return 0, fmt.Errorf("permission %q: want live, recordings, export or all", f)
+			return 0, fmt.Errorf("permission %q: want live, recordings, export, lock or all", f)
 		}
 	}
 	return p, nil

@@ -53,7 +53,8 @@ func TestPerms(t *testing.T) {
 		{"", 0, "", false},
 		{"live", auth.PermLive, "live", false},
 		{"export, live", auth.PermLive | auth.PermExport, "live,export", false},
-		{"all", auth.PermAll, "live,recordings,export", false},
+		{"all", auth.PermAll, "live,recordings,export,lock", false},
+		{"lock", auth.PermLock, "lock", false},
 		{"recordings,recordings", auth.PermRecordings, "recordings", false},
 		{"delete", 0, "", true},
 	} {

@@ -46,6 +46,7 @@ type Config struct {
 	// addresses) of reverse proxies whose X-Forwarded-For header gives
 	// the client's address; empty trusts none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	Locks          Locks    `yaml:"locks"`
 }
 
 // TrustedProxyPrefixes returns TrustedProxies parsed (a single address
@@ -122,6 +123,14 @@ func (l Live) WebRTCPrefixes() []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// Locks limits the evidence locks a user (not an admin) may set.
+type Locks struct {
+	// MaxSpan is the longest range one lock may cover.
+	MaxSpan Duration `yaml:"max_span"`
+	// MaxActivePerUser is how many unreleased locks one user may hold.
+	MaxActivePerUser int `yaml:"max_active_per_user"`
 }
 
 // Metrics configures GET /metrics (Prometheus text format).
@@ -327,6 +336,12 @@ func (c *Config) defaults() {
 	if c.Live.MaxViewersPerUser == 0 {
 		c.Live.MaxViewersPerUser = 64
 	}
+	if c.Locks.MaxSpan == 0 {
+		c.Locks.MaxSpan = Duration(31 * 24 * time.Hour)
+	}
+	if c.Locks.MaxActivePerUser == 0 {
+		c.Locks.MaxActivePerUser = 20
+	}
 	for i := range c.Cameras {
 		c.CameraDefaults(&c.Cameras[i], i)
 	}
@@ -378,6 +393,12 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateLoad(); err != nil {
 		return err
+	}
+	if d := time.Duration(c.Locks.MaxSpan); d < time.Hour || d > 366*24*time.Hour {
+		return &Error{Key: "locks.max_span", Reason: "must be between 1h and 366d"}
+	}
+	if n := c.Locks.MaxActivePerUser; n < 1 || n > 10000 {
+		return &Error{Key: "locks.max_active_per_user", Reason: fmt.Sprintf("%d: must be between 1 and 10000", n)}
 	}
 	disks := map[string]bool{}
 	for i, s := range c.Storage {

@@ -71,6 +71,8 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 	cases := []struct{ yaml, key string }{
 		{"listen: nonsense", "listen"},
 		{"fsync_interval: 1ms", "fsync_interval"},
+		{"locks: {max_span: 400d}", "locks.max_span"},
+		{"locks: {max_active_per_user: -1}", "locks.max_active_per_user"},
 		{"log: {level: loud}", "log.level"},
 		{"cameras: [{name: Front, url: rtsp://h/}]", "cameras[0].name"},
 		{"cameras: [{name: a, url: rtsp://h/}, {name: a, url: rtsp://h/}]", "cameras[1].name"},

@@ -50,6 +50,7 @@ func buildExport(sel *selection, disks map[string]blob.Store) (*File, error) {
 	type chunk struct {
 		disk, key string
 		off, n    int64
+		from, to  time.Time // wall time of its samples
 	}
 	chunks := make([]chunk, 0, frags)
 	// The file's timeline is the camera's media time within a run (frame
@@ -99,13 +100,16 @@ func buildExport(sel *selection, disks map[string]blob.Store) (*File, error) {
 				Key: sm.key, Entry: entry})
 			outDTS += int64(sm.dur90k)
 			// A chunk is a run of samples back to back in one fragment.
+			end := toWall(&x.seg, sm.dts90k+int64(sm.dur90k))
 			if l := len(chunks); i > lo && sm.frag == x.samples[i-1].frag && l > 0 &&
 				chunks[l-1].key == x.seg.Key && chunks[l-1].off+chunks[l-1].n == sm.off {
 				chunks[l-1].n += int64(sm.size)
+				chunks[l-1].to = end
 				m.Chunks[l-1]++
 				continue
 			}
-			chunks = append(chunks, chunk{disk: x.seg.Disk, key: x.seg.Key, off: sm.off, n: int64(sm.size)})
+			chunks = append(chunks, chunk{disk: x.seg.Disk, key: x.seg.Key, off: sm.off, n: int64(sm.size),
+				from: toWall(&x.seg, sm.dts90k), to: end})
 			m.Chunks = append(m.Chunks, 1)
 		}
 	}
@@ -129,7 +133,7 @@ func buildExport(sel *selection, disks map[string]blob.Store) (*File, error) {
 	}
 	f.addMem(hdr)
 	for _, c := range chunks {
-		f.addRange(c.disk, c.key, c.off, c.n)
+		f.addVideo(c.disk, c.key, c.off, c.n, c.from, c.to)
 	}
 	return f, nil
 }

@@ -45,7 +45,8 @@ func appendFragments(f *File, x *segIndex, first, end int, seq *uint32) {
 		f.addMem(bytes.Clone(hdr))
 		for i := fr.first; i < fr.first+fr.n; i++ {
 			sm := &x.samples[i]
-			f.addRange(x.seg.Disk, x.seg.Key, sm.off, int64(sm.size))
+			f.addVideo(x.seg.Disk, x.seg.Key, sm.off, int64(sm.size),
+				toWall(&x.seg, sm.dts90k), toWall(&x.seg, sm.dts90k+int64(sm.dur90k)))
 		}
 	}
 }

@@ -19,6 +19,9 @@ type part struct {
 	disk   string
 	key    string
 	off, n int64 // file range when mem is nil
+	// from and to are the wall-clock span of the video in a stored
+	// range added by addVideo (zero otherwise).
+	from, to time.Time
 }
 
 func (p *part) size() int64 {
@@ -73,6 +76,84 @@ func (f *File) addRange(disk, key string, off, n int64) {
 	}
 	f.parts = append(f.parts, part{outOff: f.size, disk: disk, key: key, off: off, n: n})
 	f.size += n
+}
+
+// addVideo is addRange for the bytes of samples covering [from, to) of
+// wall time; Spans maps byte ranges back to these times.
+func (f *File) addVideo(disk, key string, off, n int64, from, to time.Time) {
+	if n <= 0 {
+		return
+	}
+	if l := len(f.parts); l > 0 {
+		if p := &f.parts[l-1]; p.mem == nil && p.disk == disk && p.key == key && p.off+p.n == off && !p.to.IsZero() && p.to.Equal(from) {
+			p.n += n
+			p.to = to
+			f.size += n
+			return
+		}
+	}
+	f.parts = append(f.parts, part{outOff: f.size, disk: disk, key: key, off: off, n: n, from: from, to: to})
+	f.size += n
+}
+
+// Span is a wall-clock interval [From, To).
+type Span struct{ From, To time.Time }
+
+// spanSlack is how far apart two spans may be and still be one: the
+// rounding of media to wall time between abutting segments of a run.
+const spanSlack = time.Millisecond
+
+// Spans returns the wall-clock spans of the video in bytes [off, end) of
+// the file, sorted and merged, clipped to [From, To]. A file whose bytes
+// carry no times (init segments, evidence exports) reports [From, To)
+// when the range holds any stored byte (nothing when To is not after
+// From: an init segment holds no video). No I/O; safe for concurrent use.
+func (f *File) Spans(off, end int64) []Span {
+	var out []Span
+	timed := false
+	stored := false
+	i := sort.Search(len(f.parts), func(i int) bool { return f.parts[i].outOff+f.parts[i].size() > off })
+	for ; i < len(f.parts) && f.parts[i].outOff < end; i++ {
+		pt := &f.parts[i]
+		if pt.mem != nil {
+			continue
+		}
+		stored = true
+		if pt.to.IsZero() {
+			continue
+		}
+		timed = true
+		a, b := pt.from, pt.to
+		if !f.From.IsZero() {
+			a, b = maxTime(a, f.From), minTime(b, f.To)
+		}
+		if b.Before(a) {
+			continue
+		}
+		if l := len(out); l > 0 && !a.After(out[l-1].To.Add(spanSlack)) {
+			out[l-1].To = maxTime(out[l-1].To, b)
+			continue
+		}
+		out = append(out, Span{From: a, To: b})
+	}
+	if !timed && stored && f.To.After(f.From) {
+		out = append(out, Span{From: f.From, To: f.To})
+	}
+	return out
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // Open returns a reader of the file's bytes. Stored files are opened as

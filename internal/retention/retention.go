@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/custos-nvr/custos/internal/audit"
@@ -79,6 +80,72 @@ type Retention struct {
 	// pass that deleted something (the index's deletion log keeps every
 	// segment).
 	Audit Auditor
+
+	alarmMu sync.Mutex
+	alarms  map[string]*LockedFull // by disk
+}
+
+// LockedFull is the alarm of a disk below its free-space floor whose
+// remaining recordings are all held by evidence locks: retention cannot
+// free space, recording goes on into the space below the floor, and when
+// the disk is actually full its cameras fail to write (docs/storage.md).
+type LockedFull struct {
+	Disk string
+	// Since is the pass that first found it so.
+	Since         time.Time
+	Free, MinFree int64
+	// Locked is how many segments on the disk the locks kept.
+	Locked int
+
+	warned time.Time
+}
+
+// lockedFullWarnEvery rate-limits the warning of a disk full of locked
+// video.
+const lockedFullWarnEvery = 10 * time.Minute
+
+// LockedFull returns the disks in that state at the last pass, by name.
+// Safe for concurrent use with Pass.
+func (r *Retention) LockedFull() map[string]LockedFull {
+	r.alarmMu.Lock()
+	defer r.alarmMu.Unlock()
+	out := make(map[string]LockedFull, len(r.alarms))
+	for k, a := range r.alarms {
+		out[k] = *a
+	}
+	return out
+}
+
+// setAlarm raises (locked > 0) or clears the locked-full alarm of a disk
+// and logs it: at warn when raised and every lockedFullWarnEvery while it
+// lasts, at info when cleared.
+func (r *Retention) setAlarm(name string, free, minFree int64, locked int, now time.Time) {
+	r.alarmMu.Lock()
+	defer r.alarmMu.Unlock()
+	a := r.alarms[name]
+	if locked == 0 {
+		if a != nil {
+			delete(r.alarms, name)
+			if r.Logger != nil {
+				r.Logger.Info("retention: storage is no longer full of locked video", "storage", name, "free", free, "min_free", minFree)
+			}
+		}
+		return
+	}
+	if r.alarms == nil {
+		r.alarms = map[string]*LockedFull{}
+	}
+	if a == nil {
+		a = &LockedFull{Disk: name, Since: now}
+		r.alarms[name] = a
+	}
+	a.Free, a.MinFree, a.Locked = free, minFree, locked
+	if r.Logger != nil && (a.warned.IsZero() || now.Sub(a.warned) >= lockedFullWarnEvery) {
+		a.warned = now
+		r.Logger.Warn("retention: storage is below min_free and evidence locks hold everything left to delete; "+
+			"recording goes on until the disk is full, then its cameras fail to write: release locks or add space",
+			"storage", name, "free", free, "min_free", minFree, "locked_segments", locked, "since", a.Since)
+	}
 }
 
 // Auditor is the part of *audit.Log retention uses.
@@ -283,12 +350,14 @@ func (r *Retention) floor(ctx context.Context, name string, d Disk, streams []st
 		return fmt.Errorf("retention: free space of %s: %w", name, err)
 	}
 	if minFree <= 0 || free >= minFree {
+		r.setAlarm(name, free, minFree, 0, now)
 		return nil
 	}
 	segs, err := r.segments(ctx, streams)
 	if err != nil {
 		return err
 	}
+	lockedBefore := res.Locked
 	for _, sg := range segs {
 		if free >= minFree {
 			break
@@ -304,9 +373,14 @@ func (r *Retention) floor(ctx context.Context, name string, d Disk, streams []st
 			return fmt.Errorf("retention: free space of %s: %w", name, err)
 		}
 	}
-	if free < minFree && r.Logger != nil {
-		r.Logger.Warn("retention: storage still below its floor with nothing left to delete (evidence locks hold the rest?)", "storage", name, "free", free, "min_free", minFree, "locked_segments", res.Locked)
+	locked := 0
+	if free < minFree {
+		locked = res.Locked - lockedBefore
+		if locked == 0 && r.Logger != nil {
+			r.Logger.Warn("retention: storage still below its floor with nothing closed left to delete", "storage", name, "free", free, "min_free", minFree)
+		}
 	}
+	r.setAlarm(name, free, minFree, locked, now)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -265,5 +266,51 @@ func TestDeletionsOnRecord(t *testing.T) {
 	if len(au.entries) != 1 || au.entries[0].Action != audit.RetentionDelete || au.entries[0].Camera != "cam" ||
 		au.entries[0].Detail["segments"] != "6" || au.entries[0].Detail["bytes"] != "6000" {
 		t.Errorf("audit entries: %+v", au.entries)
+	}
+}
+
+// TestLockedFullAlarm: a disk below its floor whose every closed segment
+// is locked raises the alarm (LockedFull, one warning per
+// lockedFullWarnEvery); releasing the lock lets the next pass free space
+// and clears it.
+func TestLockedFullAlarm(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 10)
+	lock := store.Lock{Camera: "cam", From: f.t0, To: f.t0.Add(10 * time.Minute), Reason: "flood", CreatedBy: "eve", Created: f.t0}
+	if err := f.idx.AddLock(ctx, &lock); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	now := f.t0.Add(time.Hour)
+	r := &Retention{Index: f.idx, Disks: map[string]Disk{"d1": {Store: f.disk, MinFree: 3000,
+		Free: func() (int64, error) { return int64(11-len(f.keys(t))) * 1000, nil }}},
+		Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	for i := 0; i < 3; i++ {
+		if _, err := r.Pass(ctx); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Minute)
+	}
+	a, ok := r.LockedFull()["d1"]
+	if !ok || a.Locked != 10 || a.Free != 0 || a.MinFree != 3000 || !a.Since.Equal(f.t0.Add(time.Hour)) {
+		t.Fatalf("alarm %+v %v, want d1 with 10 locked segments since the first pass", a, ok)
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
+		t.Errorf("%d warnings in 3 passes within %s, want 1:\n%s", n, lockedFullWarnEvery, logs.String())
+	}
+	now = now.Add(lockedFullWarnEvery)
+	r.Pass(ctx)
+	if n := strings.Count(logs.String(), "level=WARN"); n != 2 {
+		t.Errorf("%d warnings after %s more, want 2", n, lockedFullWarnEvery)
+	}
+	if err := f.idx.ReleaseLock(ctx, lock.ID, "admin", "case closed", now); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Pass(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.LockedFull()["d1"]; ok || res.Segments != 3 || !strings.Contains(logs.String(), "no longer full of locked video") {
+		t.Errorf("after release: deleted %d, alarm %v, log:\n%s", res.Segments, r.LockedFull(), logs.String())
 	}
 }

@@ -5,7 +5,7 @@
 // esc, api, cleanup) these functions use when they run.
 "use strict";
 
-const PERMS = [["live", "Live"], ["recordings", "Recordings"], ["export", "Export"]];
+const PERMS = [["live", "Live"], ["recordings", "Recordings"], ["export", "Export"], ["lock", "Lock"]];
 const ROLES = ["viewer", "operator", "admin"];
 // AUDIT_PAGE is how many audit entries one request asks for.
 const AUDIT_PAGE = 50;

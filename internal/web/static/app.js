@@ -355,9 +355,9 @@ async function showCamera(name) {
       size.textContent = e.message.startsWith("404") ? "No recorded video in this range." : e.message;
     }
   }
-  // Evidence locks: anyone who may export may lock a range, with a
-  // reason; admins release them.
-  const lockPerm = (cam.perms || "").includes("export");
+  // Evidence locks: anyone with the lock grant may lock a past range,
+  // with a reason; admins release them.
+  const lockPerm = (cam.perms || "").split(",").includes("lock");
   $("lock").hidden = !lockPerm;
   $("lock").onclick = async () => {
     const box = $("lock-box"), msg = $("lock-msg");
