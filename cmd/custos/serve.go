@@ -246,7 +246,7 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		Thumbs:   thumb.New("", 2, 32<<20),
 		UI:       web.Handler(), LoginPage: web.LoginPage(), PublicUI: web.PublicPaths,
 		Auth: authSvc, Audit: auditLog, MetricsPublic: cfg.Metrics.Public,
-		Chains: idx, RecorderKey: key.Public().(ed25519.PublicKey)}
+		Chains: idx, RecorderKey: key}
 	for _, sc := range cfg.Storage {
 		d := api.Disk{Name: sc.Name, Path: sc.Path, MinFree: int64(sc.MinFree)}
 		if ld, ok := disks[sc.Name].(*local.Dir); ok {

@@ -116,9 +116,6 @@ func (m *Manifest) validateV2() error {
 		if !validTime(p.From) || !validTime(p.To) || p.To.Before(p.From) {
 			return fmt.Errorf("part %d: bad range", i+1)
 		}
-		if i > 0 && p.From.Before(m.Parts[i-1].To) {
-			return fmt.Errorf("part %d begins before part %d ends", i+1, i)
-		}
 	}
 	for i, g := range m.Gaps {
 		if !validTime(g.From) || !validTime(g.To) || !g.To.After(g.From) {

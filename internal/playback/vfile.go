@@ -42,6 +42,8 @@ type File struct {
 	ETag string
 	// ModTime is the newest segment start in the file (Last-Modified).
 	ModTime time.Time
+	// Evidence, for an evidence export, says what it covers.
+	Evidence *EvidenceInfo
 
 	size  int64
 	parts []part
