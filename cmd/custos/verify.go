@@ -81,7 +81,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	switch {
 	case errors.Is(err, integrity.ErrNotEvidence):
 		fmt.Fprintf(e.stdout, "%s: %v\n", path, err)
-		fmt.Fprintln(e.stdout, "  (a plain export, or another file: only files made with custos export --evidence, or the UI's evidence export, carry a manifest)")
+		fmt.Fprintln(e.stdout, "  (a plain export, or another file: only evidence exports, custos export --evidence or export.mp4?evidence=1, carry a manifest)")
 		return &exitError{code: verifyNotEvidence}
 	case errors.As(err, &re):
 		return &exitError{code: verifyUsage, err: fmt.Errorf("%s: %w", path, err)}
