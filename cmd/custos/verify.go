@@ -112,7 +112,8 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		keyNote(w, want)
 		return &exitError{code: verifyV1}
 	}
-	fmt.Fprintf(w, "  covered    %s to %s (this file: %d fragments of %d recorded segments)\n", ts(rep.Covered.From), ts(rep.Covered.To), rep.Fragments, rep.Segments)
+	fmt.Fprintf(w, "  covered    %s to %s (this file: %d fragments of %d recorded segment%s)\n", ts(rep.Covered.From), ts(rep.Covered.To),
+		rep.Fragments, rep.Segments, map[bool]string{true: "", false: "s"}[rep.Segments == 1])
 	fmt.Fprintf(w, "  requested  %s to %s\n", ts(rep.Requested.From), ts(rep.Requested.To))
 	if len(rep.Parts) > 1 {
 		fmt.Fprintf(w, "  part       %d of %d: the export is %d files, one per recording run:\n", rep.Part, len(rep.Parts), len(rep.Parts))
