@@ -3,6 +3,7 @@ package integrity
 import (
 	"crypto/ed25519"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -156,6 +157,44 @@ func verifySelection(m *Manifest) error {
 	if got, want := m.covered(), m.Parts[m.Part-1]; !got.From.Equal(want.From) || !got.To.Equal(want.To) {
 		return &Problem{Msg: fmt.Sprintf("the file's fragments cover %s to %s but its part %d says %s to %s (manifest inconsistent)",
 			stampNano(got.From), stampNano(got.To), m.Part, stampNano(want.From), stampNano(want.To))}
+	}
+	return verifyTiling(m)
+}
+
+// tilingSlack is the largest stretch of the requested range that may be
+// in neither a part nor a gap (the exporter does not list gaps up to a
+// millisecond: rounding between abutting segments).
+const tilingSlack = time.Millisecond
+
+// verifyTiling checks that the parts and gaps account for the whole
+// requested range, so that "no gaps" means the range is covered.
+func verifyTiling(m *Manifest) error {
+	spans := make([]Span, 0, len(m.Parts)+len(m.Gaps))
+	spans = append(spans, m.Parts...)
+	for _, g := range m.Gaps {
+		spans = append(spans, Span{g.From, g.To})
+	}
+	slices.SortFunc(spans, func(a, b Span) int { return a.From.Compare(b.From) })
+	at := m.From // accounted for up to here
+	for _, sp := range spans {
+		if !at.Before(m.To) {
+			break
+		}
+		if sp.From.Sub(at) > tilingSlack {
+			break
+		}
+		if sp.To.After(at) {
+			at = sp.To
+		}
+	}
+	if m.To.Sub(at) > tilingSlack {
+		end := m.To
+		for _, sp := range spans {
+			if sp.From.After(at) && sp.From.Before(end) {
+				end = sp.From
+			}
+		}
+		return &Problem{Msg: fmt.Sprintf("%s to %s of the requested range is in neither a part nor a gap (manifest inconsistent)", stampNano(at), stampNano(end))}
 	}
 	return nil
 }

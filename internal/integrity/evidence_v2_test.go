@@ -35,7 +35,7 @@ func TestVerifyFileV2Intact(t *testing.T) {
 		rep.Part != 1 || len(rep.Parts) != 1 || len(rep.Gaps) != 0 || len(rep.Notes) != 0 {
 		t.Errorf("Report %+v, want covered %s to %s", rep, from, to)
 	}
-	if !rep.Requested.From.Equal(t0.Add(5*time.Minute)) || !rep.Requested.To.Equal(t0.Add(8*time.Minute)) {
+	if rep.Requested != rep.Covered {
 		t.Errorf("Requested %+v", rep.Requested)
 	}
 
@@ -179,6 +179,7 @@ func TestVerifyFileV2Cuts(t *testing.T) {
 	c := clone(t, m)
 	c.Segments[2].Count, c.Segments[2].StartsNS = 1, c.Segments[2].StartsNS[:2]
 	c.Parts[0].To = c.covered().To
+	c.To = c.Parts[0].To
 	SignHead(other, &c.Head)
 	if err := c.Sign(other); err != nil {
 		t.Fatal(err)
@@ -211,6 +212,8 @@ func TestVerifyFileV2Inconsistent(t *testing.T) {
 			"chain entry 9: the recording restarted inside the file's range"},
 		"a middle segment partly in the file": {nil, []sel{{4, 0, 6}, {5, 1, 4}, {6, 0, 7}},
 			"segment 2 (chain entry 5) is only partly in the file but is not at its start or end"},
+		"a stretch in neither a part nor a gap": {[]Span{{t0.Add(5 * time.Minute), t0.Add(6 * time.Minute)}, {t0.Add(7 * time.Minute), t0.Add(8 * time.Minute)}}, []sel{{4, 0, 6}},
+			"2026-11-29T09:06:00Z to 2026-11-29T09:07:00Z of the requested range is in neither a part nor a gap"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			m, f := r.exportV2(t, c.parts, nil, c.sels...)

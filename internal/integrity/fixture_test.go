@@ -161,7 +161,8 @@ func clone(t testing.TB, m *Manifest) *Manifest {
 
 // exportV2 is export as version 2, signed by the recording's key: each
 // fragment of a segment lasts a minute divided by their number, parts is
-// the one covered span unless given, and gaps as given.
+// the one covered span unless given, and gaps as given; without parts and
+// gaps the requested range is the covered one.
 func (r *recording) exportV2(t testing.TB, parts []Span, gaps []Gap, sels ...sel) (*Manifest, [][]byte) {
 	t.Helper()
 	m, frags := r.export(t, sels...)
@@ -175,6 +176,9 @@ func (r *recording) exportV2(t testing.TB, parts []Span, gaps []Gap, sels ...sel
 	m.Version, m.Part, m.Parts, m.Gaps = 2, 1, parts, gaps
 	if parts == nil {
 		m.Parts = []Span{m.covered()}
+		if gaps == nil {
+			m.From, m.To = m.Parts[0].From, m.Parts[0].To
+		}
 	}
 	if err := m.Sign(r.key); err != nil {
 		t.Fatal(err)
