@@ -90,6 +90,12 @@ func TestEvidenceExportAcrossGap(t *testing.T) {
 	if code != 0 || !strings.Contains(stderr, "not covered  "+gapLine) {
 		t.Errorf("--allow-gaps: exit %d\n%s%s", code, stdout, stderr)
 	}
+	if code, _, stderr := runCLI(t, "export", "--config", cfgPath, "--camera", "door", "--from", from, "--to", to, "-o", "-", "--evidence"); code != 1 || !strings.Contains(stderr, "the range needs 2 files") {
+		t.Errorf("-o - across a gap: exit %d %s", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "export", "--config", cfgPath, "--camera", "door", "--from", from, "--to", to, "-o", out, "--allow-gaps"); code != 2 || !strings.Contains(stderr, "--allow-gaps goes with --evidence") {
+		t.Errorf("--allow-gaps without --evidence: exit %d %s", code, stderr)
+	}
 	key := integrity.PublicKeyString(rc.Key.Public().(ed25519.PublicKey))
 	var covered []string
 	for i, p := range []string{out, out2} {

@@ -114,9 +114,32 @@ func TestEvidenceExport(t *testing.T) {
 	if _, err := src.Evidence(ctx, "door", "main", pt.At(250), pt.At(560), 3, rc.Index, rc.Key); err == nil || !strings.Contains(err.Error(), "has 2 part(s)") {
 		t.Errorf("part 3 of 2: %v", err)
 	}
+	// A segment without a chain entry (recorded before chains, or cut
+	// short by a crash): a gap "no chain" between two "no recording".
+	run, err := rc.Index.StartRun(ctx, 1, pt.At(640))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unchained := store.Segment{StreamID: 1, RunID: run.ID, Disk: "d1", Key: "door/main/unchained.mp4", Start: pt.At(640), State: store.SegmentWriting}
+	if err := rc.Index.AddSegment(ctx, &unchained); err != nil {
+		t.Fatal(err)
+	}
+	unchained.State, unchained.Dur90k, unchained.WallDur = store.SegmentClosed, 20*pt.Frame90k, 20*pt.FrameDur
+	if err := rc.Index.UpdateSegment(ctx, &unchained); err != nil {
+		t.Fatal(err)
+	}
+	noChain := []integrity.Gap{{From: pt.At(630), To: pt.At(640), Reason: integrity.GapNoRecording},
+		{From: pt.At(640), To: pt.At(660), Reason: integrity.GapNoChain}}
+	if f6, _, _ := export(600, 670); !slices.Equal(f6.Evidence.Gaps, append(slices.Clone(noChain), integrity.Gap{From: pt.At(660), To: pt.At(670), Reason: integrity.GapNoRecording})) {
+		t.Errorf("over an unchained segment: gaps %+v", f6.Evidence.Gaps)
+	}
+	if _, err := src.Evidence(ctx, "door", "main", pt.At(645), pt.At(655), 1, rc.Index, rc.Key); err == nil || !strings.Contains(err.Error(), "no hash chain entry") {
+		t.Errorf("only an unchained segment: %v", err)
+	}
+
 	// Reaching into the segment being written: a gap "not sealed" to the
 	// end of the range.
-	run, err := rc.Index.StartRun(ctx, 1, pt.At(700))
+	run, err = rc.Index.StartRun(ctx, 1, pt.At(700))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +148,8 @@ func TestEvidenceExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	f5, _, _ := export(600, 800)
-	if got := f5.Evidence.Gaps; !slices.Equal(got, []integrity.Gap{{From: pt.At(630), To: pt.At(700), Reason: integrity.GapNoRecording},
-		{From: pt.At(700), To: pt.At(800), Reason: integrity.GapNotSealed}}) || !f5.To.Equal(pt.At(630)) {
+	if got := f5.Evidence.Gaps; !slices.Equal(got, append(noChain, integrity.Gap{From: pt.At(660), To: pt.At(700), Reason: integrity.GapNoRecording},
+		integrity.Gap{From: pt.At(700), To: pt.At(800), Reason: integrity.GapNotSealed})) || !f5.To.Equal(pt.At(630)) {
 		t.Errorf("into the open segment: covers to %s, gaps %+v", f5.To, got)
 	}
 	if _, err := src.Evidence(ctx, "door", "main", pt.At(710), pt.At(800), 1, rc.Index, rc.Key); err == nil || !strings.Contains(err.Error(), "still being written") {
