@@ -11,11 +11,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/custos-nvr/custos/internal/audit"
 	"github.com/custos-nvr/custos/internal/blob"
 	"github.com/custos-nvr/custos/internal/blob/local"
 	"github.com/custos-nvr/custos/internal/config"
@@ -24,20 +27,29 @@ import (
 	"github.com/custos-nvr/custos/internal/store/sqlite"
 )
 
+// exitPartial is custos export's exit status when the files were written
+// but the requested range is not fully covered (an evidence export with
+// gaps) and --allow-gaps was not given.
+const exitPartial = 3
+
 // runExport implements "custos export": a time range of one camera as an
-// MP4, from the data directory (--config) or a running server (--url).
+// MP4, from the data directory (--config) or a running server (--url). An
+// evidence export of a range that needs several files (one per recording
+// run) writes them all: -o for the first, NAME-partK.EXT for the others.
 func runExport(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("export", flag.ContinueOnError)
-	cfgPath := fs.String("config", "", "read recordings from the data directory of this configuration")
+	cfgPath := fs.String("config", "", "read recordings from the data directory of this configuration (audited as the OS user)")
 	srvURL := fs.String("url", "", "fetch from a running server instead (e.g. http://user:password@127.0.0.1:8080, or set CUSTOS_TOKEN to an API token)")
 	camera := fs.String("camera", "", "camera name")
 	stream := fs.String("stream", "main", "stream: main or sub")
 	fromS := fs.String("from", "", "start, RFC 3339 (e.g. 2026-11-29T09:30:00Z)")
 	toS := fs.String("to", "", "end, RFC 3339")
 	out := fs.String("o", "", "output file (- for standard output)")
-	force := fs.Bool("force", false, "overwrite the output file if it exists")
-	evid := fs.Bool("evidence", false, "an evidence export: the recorded fragments unchanged with a signed manifest, for custos verify (starts at a key frame, ends at a gap)")
-	usage := "export (--config FILE | --url URL) --camera NAME --from TIME --to TIME -o FILE [--stream main|sub] [--evidence] [--force]"
+	force := fs.Bool("force", false, "overwrite the output file(s) if they exist")
+	evid := fs.Bool("evidence", false, "an evidence export: the recorded fragments unchanged with a signed manifest, for custos verify (starts at a key frame; one file per recording run)")
+	allowGaps := fs.Bool("allow-gaps", false, "with --evidence: exit 0 even if the range is not fully covered (the gaps are printed in any case; without it the exit status is 3)")
+	usage := "export (--config FILE | --url URL) --camera NAME --from TIME --to TIME -o FILE [--stream main|sub] [--evidence [--allow-gaps]] [--force]\n\n" +
+		"Exit status: 0 written; 1 failed; 2 usage; 3 written, but the evidence export does not cover the whole range (see the gaps printed)."
 	if err := parseNoArgs(e, fs, args, usage); err != nil {
 		return err
 	}
@@ -64,47 +76,145 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	if !to.After(from) {
 		return fmt.Errorf("%w: %s", errUsage, "--to must be after --from")
 	}
-	if *out != "-" && !*force {
-		if _, err := os.Stat(*out); err == nil {
-			return fmt.Errorf("export: %s exists (use --force to overwrite it)", *out)
-		}
+	if *allowGaps && !*evid {
+		return fmt.Errorf("%w: --allow-gaps goes with --evidence", errUsage)
+	}
+	if err := checkNew(*out, *force); err != nil {
+		return err
 	}
 
-	var body io.Reader
-	var size int64
-	var closer func()
-	var covered string
+	req := exportRequest{camera: *camera, stream: *stream, from: from, to: to, evidence: *evid}
+	var fetch partFetcher
 	if *cfgPath != "" {
-		f, cl, err := exportLocal(ctx, e, *cfgPath, *camera, *stream, from, to, *evid)
+		f, cleanup, err := exportLocal(ctx, e, *cfgPath, req)
 		if err != nil {
 			return err
 		}
-		rd := f.Open(ctx)
-		body, size, closer = rd, f.Size(), func() { rd.Close(); cl() }
-		covered = fmt.Sprintf("%s to %s", f.From.UTC().Format(time.RFC3339Nano), f.To.UTC().Format(time.RFC3339Nano))
+		defer cleanup()
+		fetch = f
 	} else {
-		resp, err := exportRemote(ctx, *srvURL, e.getenv("CUSTOS_TOKEN"), *camera, *stream, from, to, *evid)
-		if err != nil {
-			return err
+		fetch = func(ctx context.Context, part int) (*exportPart, error) {
+			return exportRemote(ctx, *srvURL, e.getenv("CUSTOS_TOKEN"), req, part)
 		}
-		body, size, closer = resp.Body, resp.ContentLength, func() { resp.Body.Close() }
-		covered = fmt.Sprintf("%s to %s", resp.Header.Get("X-Custos-From"), resp.Header.Get("X-Custos-To"))
 	}
-	defer closer()
-
-	n, err := writeOutput(ctx, e, *out, body, size)
+	p, err := fetch(ctx, 1)
 	if err != nil {
 		return err
 	}
-	if *out != "-" {
-		fmt.Fprintf(e.stdout, "wrote %s: %.1f MiB, %s\n", *out, float64(n)/(1<<20), covered)
+	n := 1
+	if p.ev != nil {
+		n = len(p.ev.Parts)
+	}
+	paths := partPaths(*out, n)
+	if n > 1 && *out == "-" {
+		p.close()
+		return fmt.Errorf("export: the range needs %d files (one per recording run) and -o - carries one: give a file name", n)
+	}
+	for _, path := range paths[1:] {
+		if err := checkNew(path, *force); err != nil {
+			p.close()
+			return err
+		}
+	}
+	for k := 1; k <= n; k++ {
+		if k > 1 {
+			if p, err = fetch(ctx, k); err != nil {
+				return fmt.Errorf("part %d of %d: %w", k, n, err)
+			}
+			if p.ev == nil || len(p.ev.Parts) != n {
+				p.close()
+				return fmt.Errorf("export: the recordings changed during the export (part %d no longer belongs to %d parts): run it again", k, n)
+			}
+		}
+		if p.audit != nil {
+			if err := p.audit(); err != nil {
+				p.close()
+				return err
+			}
+		}
+		written, err := writeOutput(ctx, e, paths[k-1], p.body, p.size)
+		p.close()
+		if err != nil {
+			return err
+		}
+		if *out != "-" {
+			of := ""
+			if n > 1 {
+				of = fmt.Sprintf(" (part %d of %d)", k, n)
+			}
+			fmt.Fprintf(e.stdout, "wrote %s: %.1f MiB, %s%s\n", paths[k-1], float64(written)/(1<<20), p.covered, of)
+		}
+	}
+	if p.ev == nil || len(p.ev.Gaps) == 0 {
+		return nil
+	}
+	w := e.stderr
+	fmt.Fprintf(w, "custos export: THE RANGE IS NOT FULLY COVERED: %s to %s has %d gap(s) that no file covers:\n",
+		from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano), len(p.ev.Gaps))
+	for _, g := range p.ev.Gaps {
+		fmt.Fprintf(w, "  not covered  %s\n", gapLine(g))
+	}
+	if *allowGaps {
+		return nil
+	}
+	return &exitError{code: exitPartial, err: errors.New("the files were written, but the range is not fully covered (--allow-gaps to accept that)")}
+}
+
+// gapLine describes a gap for people: "FROM to TO: reason".
+func gapLine(g integrity.Gap) string {
+	return fmt.Sprintf("%s to %s: %s", g.From.UTC().Format(time.RFC3339Nano), g.To.UTC().Format(time.RFC3339Nano), integrity.GapText(g.Reason))
+}
+
+// checkNew refuses to overwrite path unless force.
+func checkNew(path string, force bool) error {
+	if path == "-" || force {
+		return nil
+	}
+	if _, err := os.Stat(path); err == nil {
+		return fmt.Errorf("export: %s exists (use --force to overwrite it)", path)
 	}
 	return nil
 }
 
-// exportLocal plans the export from the data directory: the index and the
-// storage directories named by the configuration, opened read-only.
-func exportLocal(ctx context.Context, e *env, cfgPath, camera, stream string, from, to time.Time, evid bool) (*playback.File, func(), error) {
+// partPaths names the files of an export of n parts: out for the first,
+// out's name with -part2, -part3 … before its extension for the others.
+func partPaths(out string, n int) []string {
+	paths := []string{out}
+	ext := filepath.Ext(out)
+	for k := 2; k <= n; k++ {
+		paths = append(paths, fmt.Sprintf("%s-part%d%s", strings.TrimSuffix(out, ext), k, ext))
+	}
+	return paths
+}
+
+// exportRequest is what custos export was asked for.
+type exportRequest struct {
+	camera, stream string
+	from, to       time.Time
+	evidence       bool
+}
+
+// exportPart is one file of an export, ready to be written.
+type exportPart struct {
+	body    io.Reader
+	size    int64                  // -1 when unknown
+	covered string                 // "FROM to TO"
+	ev      *playback.EvidenceInfo // evidence exports only
+	// audit, when set, records the export and must succeed before the
+	// file is written (local exports; the server audits its own).
+	audit func() error
+	close func()
+}
+
+// partFetcher returns part k (from 1) of an export.
+type partFetcher func(ctx context.Context, part int) (*exportPart, error)
+
+// exportLocal prepares the export from the data directory: the index and
+// the storage directories named by the configuration, the node key for
+// evidence, and the audit log, which records every part as it is about to
+// be written, with the OS user who ran the command (an export that cannot
+// be audited is refused). The cleanup closes them.
+func exportLocal(ctx context.Context, e *env, cfgPath string, req exportRequest) (partFetcher, func(), error) {
 	cfg, err := config.Load(cfgPath, os.Environ())
 	if err != nil {
 		return nil, nil, err
@@ -113,11 +223,14 @@ func exportLocal(ctx context.Context, e *env, cfgPath, camera, stream string, fr
 	if err != nil {
 		return nil, nil, err
 	}
+	fail := func(err error) (partFetcher, func(), error) {
+		idx.Close()
+		return nil, nil, err
+	}
 	// Any camera with recordings: configured, added in the UI or removed.
 	streams, err := idx.Streams(ctx)
 	if err != nil {
-		idx.Close()
-		return nil, nil, err
+		return fail(err)
 	}
 	var names []string
 	found := false
@@ -125,39 +238,82 @@ func exportLocal(ctx context.Context, e *env, cfgPath, camera, stream string, fr
 		if st.Name == "main" {
 			names = append(names, st.Camera)
 		}
-		found = found || st.Camera == camera
+		found = found || st.Camera == req.camera
 	}
 	if !found {
-		idx.Close()
-		return nil, nil, fmt.Errorf("export: no recordings of a camera named %q (cameras with recordings: %s)", camera, strings.Join(names, ", "))
+		return fail(fmt.Errorf("export: no recordings of a camera named %q (cameras with recordings: %s)", req.camera, strings.Join(names, ", ")))
 	}
-	src := &playback.Source{Index: idx, Disks: disks, Logger: e.log}
-	var f *playback.File
-	if evid {
-		var pub ed25519.PublicKey
-		if pub, err = nodePublicKey(cfg); err == nil {
-			f, err = src.Evidence(ctx, camera, stream, from, to, idx, pub)
+	var key ed25519.PrivateKey
+	if req.evidence {
+		if key, err = nodeKey(cfg); err != nil {
+			return fail(fmt.Errorf("export: %w", err))
 		}
-	} else {
-		f, err = src.Export(ctx, camera, stream, from, to)
 	}
+	alog, err := audit.Open(ctx, idx, filepath.Join(cfg.DataDir, "audit.log"), nil)
 	if err != nil {
-		idx.Close()
-		var pe *playback.Error
-		if errors.As(err, &pe) {
-			return nil, nil, fmt.Errorf("export: %s", pe.Message)
-		}
-		return nil, nil, fmt.Errorf("export: %w", err)
+		return fail(fmt.Errorf("export refused: the audit log cannot be opened: %w", err))
 	}
-	return f, func() { idx.Close() }, nil
+	cleanup := func() { alog.Close(); idx.Close() }
+	src := &playback.Source{Index: idx, Disks: disks, Logger: e.log}
+	osUser := currentOSUser(e)
+	fetch := func(ctx context.Context, part int) (*exportPart, error) {
+		var f *playback.File
+		var err error
+		if req.evidence {
+			f, err = src.Evidence(ctx, req.camera, req.stream, req.from, req.to, part, idx, key)
+		} else {
+			f, err = src.Export(ctx, req.camera, req.stream, req.from, req.to)
+		}
+		if err != nil {
+			var pe *playback.Error
+			if errors.As(err, &pe) {
+				return nil, fmt.Errorf("export: %s", pe.Message)
+			}
+			return nil, fmt.Errorf("export: %w", err)
+		}
+		rd := f.Open(ctx)
+		p := &exportPart{body: rd, size: f.Size(), ev: f.Evidence, close: func() { rd.Close() },
+			covered: fmt.Sprintf("%s to %s", f.From.UTC().Format(time.RFC3339Nano), f.To.UTC().Format(time.RFC3339Nano))}
+		detail := map[string]string{"stream": req.stream, "from": req.from.UTC().Format(time.RFC3339Nano),
+			"to": req.to.UTC().Format(time.RFC3339Nano), "evidence": "no", "bytes": strconv.FormatInt(f.Size(), 10),
+			"via": "custos export", "os_user": osUser}
+		if f.Evidence != nil {
+			detail["evidence"] = "yes"
+			detail["part"] = fmt.Sprintf("%d/%d", f.Evidence.Part, len(f.Evidence.Parts))
+			detail["covered"] = strings.ReplaceAll(p.covered, " to ", "/")
+			detail["gaps"] = strconv.Itoa(len(f.Evidence.Gaps))
+		}
+		p.audit = func() error {
+			_, err := alog.Append(ctx, audit.Entry{Action: audit.Export, Camera: req.camera, Addr: "local", Result: audit.ResultOK, Detail: detail})
+			if err != nil {
+				return fmt.Errorf("export refused: it cannot be audited: %w", err)
+			}
+			return nil
+		}
+		return p, nil
+	}
+	return fetch, cleanup, nil
+}
+
+// currentOSUser names the operating-system account running the command,
+// for the audit log of local commands.
+func currentOSUser(e *env) string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if u := e.getenv("USER"); u != "" {
+		return u
+	}
+	return "unknown"
 }
 
 // nodeKeyPath is where custos serve keeps the node's signing key.
 func nodeKeyPath(cfg *config.Config) string { return filepath.Join(cfg.DataDir, "keys", "node.key") }
 
-// nodePublicKey reads the recorder's public key; a missing key file is an
-// error wrapping os.ErrNotExist.
-func nodePublicKey(cfg *config.Config) (ed25519.PublicKey, error) {
+// nodeKey reads the recorder's signing key (evidence exports sign their
+// manifest with it); a missing key file is an error wrapping
+// os.ErrNotExist.
+func nodeKey(cfg *config.Config) (ed25519.PrivateKey, error) {
 	path := nodeKeyPath(cfg)
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -167,7 +323,7 @@ func nodePublicKey(cfg *config.Config) (ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return key.Public().(ed25519.PublicKey), nil
+	return key, nil
 }
 
 // openReadOnly opens the index and every storage directory that already
@@ -194,31 +350,32 @@ func openReadOnly(e *env, cfg *config.Config, cmd string) (*sqlite.Store, map[st
 	return idx, disks, nil
 }
 
-// exportRemote asks a running server for the export and returns the
-// response once its status is 200. Credentials come from the URL
+// exportRemote asks a running server for part `part` of the export and
+// returns it once the status is 200. Credentials come from the URL
 // (http://user:password@host, sent as HTTP Basic) or token (a bearer
 // token, from CUSTOS_TOKEN); the export is audited by the server as a
 // download by that user.
-func exportRemote(ctx context.Context, base, token, camera, stream string, from, to time.Time, evid bool) (*http.Response, error) {
+func exportRemote(ctx context.Context, base, token string, req exportRequest, part int) (*exportPart, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%w: %s", errUsage, fmt.Sprintf("--url %q is not an http(s) URL like http://127.0.0.1:8080", base))
 	}
-	u = u.JoinPath("api", "cameras", camera, "export.mp4")
-	q := url.Values{"from": {from.Format(time.RFC3339Nano)}, "to": {to.Format(time.RFC3339Nano)},
-		"stream": {stream}, "download": {"1"}}
-	if evid {
+	u = u.JoinPath("api", "cameras", req.camera, "export.mp4")
+	q := url.Values{"from": {req.from.Format(time.RFC3339Nano)}, "to": {req.to.Format(time.RFC3339Nano)},
+		"stream": {req.stream}, "download": {"1"}}
+	if req.evidence {
 		q.Set("evidence", "1")
+		q.Set("part", strconv.Itoa(part))
 	}
 	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		hreq.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(hreq)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
@@ -233,7 +390,55 @@ func exportRemote(ctx context.Context, base, token, camera, stream string, from,
 		}
 		return nil, fmt.Errorf("export: server answered %s: %s", resp.Status, msg.Error)
 	}
-	return resp, nil
+	p := &exportPart{body: resp.Body, size: resp.ContentLength, close: func() { resp.Body.Close() },
+		covered: fmt.Sprintf("%s to %s", resp.Header.Get("X-Custos-From"), resp.Header.Get("X-Custos-To"))}
+	if req.evidence {
+		if p.ev, err = parseEvidenceHeaders(resp.Header); err != nil {
+			resp.Body.Close()
+			return nil, fmt.Errorf("export: the server's answer: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// parseEvidenceHeaders reads what the server says an evidence export
+// covers (X-Custos-Part, -Parts, -Covered, -Gaps; see docs/api.md).
+func parseEvidenceHeaders(h http.Header) (*playback.EvidenceInfo, error) {
+	ev := &playback.EvidenceInfo{}
+	var err error
+	if ev.Part, err = strconv.Atoi(h.Get("X-Custos-Part")); err != nil {
+		return nil, fmt.Errorf("X-Custos-Part %q: %w", h.Get("X-Custos-Part"), err)
+	}
+	span := func(s string) (integrity.Span, error) {
+		a, b, ok := strings.Cut(s, "/")
+		from, err1 := time.Parse(time.RFC3339Nano, a)
+		to, err2 := time.Parse(time.RFC3339Nano, b)
+		if !ok || err1 != nil || err2 != nil {
+			return integrity.Span{}, fmt.Errorf("range %q is not FROM/TO", s)
+		}
+		return integrity.Span{From: from, To: to}, nil
+	}
+	for _, s := range strings.Split(h.Get("X-Custos-Covered"), ", ") {
+		sp, err := span(s)
+		if err != nil {
+			return nil, fmt.Errorf("X-Custos-Covered: %w", err)
+		}
+		ev.Parts = append(ev.Parts, sp)
+	}
+	if n, err := strconv.Atoi(h.Get("X-Custos-Parts")); err != nil || n != len(ev.Parts) || ev.Part < 1 || ev.Part > n {
+		return nil, fmt.Errorf("X-Custos-Parts %q does not agree with X-Custos-Part and X-Custos-Covered", h.Get("X-Custos-Parts"))
+	}
+	if g := h.Get("X-Custos-Gaps"); g != "none" {
+		for _, s := range strings.Split(g, ", ") {
+			r, reason, _ := strings.Cut(s, " ")
+			sp, err := span(r)
+			if err != nil || reason == "" {
+				return nil, fmt.Errorf("X-Custos-Gaps: %q is not FROM/TO REASON", s)
+			}
+			ev.Gaps = append(ev.Gaps, integrity.Gap{From: sp.From, To: sp.To, Reason: reason})
+		}
+	}
+	return ev, nil
 }
 
 // writeOutput copies body to path (or standard output for "-"): to a
@@ -323,4 +528,13 @@ func startProgress(e *env, size int64, done *atomic.Int64) func() {
 		}
 	}()
 	return func() { close(quit); <-finished }
+}
+
+// nodePublicKey reads the recorder's public key (nodeKey's).
+func nodePublicKey(cfg *config.Config) (ed25519.PublicKey, error) {
+	key, err := nodeKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return key.Public().(ed25519.PublicKey), nil
 }

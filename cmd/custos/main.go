@@ -62,6 +62,23 @@ func commands() []command {
 // errUsage marks errors caused by the command line; main exits 2 for them.
 var errUsage = errors.New("usage")
 
+// exitError makes main exit with code, after printing err unless it is
+// nil (the command has said what there is to say), for commands whose
+// exit codes say more than success or failure (verify, export).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -111,9 +128,15 @@ func run(ctx context.Context, e *env, args []string) int {
 			continue
 		}
 		err := c.run(ctx, e, args[1:])
+		var ee *exitError
 		switch {
 		case err == nil:
 			return 0
+		case errors.As(err, &ee):
+			if ee.err != nil {
+				fmt.Fprintf(e.stderr, "custos %s: %s\n", c.name, oneLine(ee.err.Error()))
+			}
+			return ee.code
 		case errors.Is(err, flag.ErrHelp):
 			return 0
 		case errors.Is(err, errUsage):

@@ -290,7 +290,7 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		UI:       web.Handler(), LoginPage: web.LoginPage(), PublicUI: web.PublicPaths,
 		Auth: authSvc, Audit: auditLog, MetricsPublic: cfg.Metrics.Public,
 		TrustedProxies: cfg.TrustedProxyPrefixes(), Refusals: s.refusals,
-		Chains: idx, RecorderKey: key.Public().(ed25519.PublicKey),
+		Chains: idx, RecorderKey: key,
 		MaxLivePerUser: cfg.Live.MaxViewersPerUser, WebRTCAllow: cfg.Live.WebRTCPrefixes(),
 		LockMaxSpan: time.Duration(cfg.Locks.MaxSpan), LockMaxActive: cfg.Locks.MaxActivePerUser, LockedFull: ret.LockedFull}
 	for _, sc := range cfg.Storage {

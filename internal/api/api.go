@@ -71,10 +71,11 @@ type Server struct {
 	// credentials (the form's own assets).
 	LoginPage []byte
 	PublicUI  []string
-	// Chains and RecorderKey make evidence exports
-	// (export.mp4?evidence=1); nil answers them with 501.
+	// Chains and RecorderKey (the node key, which signs each export's
+	// manifest) make evidence exports (export.mp4?evidence=1); nil
+	// answers them with 501.
 	Chains      playback.ChainReader
-	RecorderKey ed25519.PublicKey
+	RecorderKey ed25519.PrivateKey
 	// MetricsPublic opens GET /metrics to anyone (config
 	// metrics.public); otherwise operators and admins only.
 	MetricsPublic bool

@@ -68,6 +68,9 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, f *playback.F
 		h.Set("X-Custos-From", f.From.UTC().Format(time.RFC3339Nano))
 		h.Set("X-Custos-To", f.To.UTC().Format(time.RFC3339Nano))
 	}
+	if ev := f.Evidence; ev != nil {
+		setEvidenceHeaders(h, ev)
+	}
 	if attachment {
 		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": f.Name}))
 	}
@@ -138,6 +141,28 @@ func served(f *playback.File, ext [][2]int64) (spans []playback.Span, bytes int6
 	return spans, bytes
 }
 
+// setEvidenceHeaders says what an evidence export covers
+// (docs/api.md): X-Custos-Part and X-Custos-Parts (this file's place and
+// how many files the range needs: fetch the others with part=N),
+// X-Custos-Covered (every part's exact range, "FROM/TO" comma-separated)
+// and X-Custos-Gaps ("FROM/TO REASON" comma-separated, or "none").
+func setEvidenceHeaders(h http.Header, ev *playback.EvidenceInfo) {
+	h.Set("X-Custos-Part", strconv.Itoa(ev.Part))
+	h.Set("X-Custos-Parts", strconv.Itoa(len(ev.Parts)))
+	var cov, gaps []string
+	for _, p := range ev.Parts {
+		cov = append(cov, p.From.UTC().Format(time.RFC3339Nano)+"/"+p.To.UTC().Format(time.RFC3339Nano))
+	}
+	for _, g := range ev.Gaps {
+		gaps = append(gaps, g.From.UTC().Format(time.RFC3339Nano)+"/"+g.To.UTC().Format(time.RFC3339Nano)+" "+g.Reason)
+	}
+	if len(gaps) == 0 {
+		gaps = []string{"none"}
+	}
+	h.Set("X-Custos-Covered", strings.Join(cov, ", "))
+	h.Set("X-Custos-Gaps", strings.Join(gaps, ", "))
+}
+
 // conditional reports a request that http.ServeContent must answer: a
 // range or any precondition.
 func conditional(r *http.Request) bool {
@@ -200,7 +225,10 @@ func (s *Server) serveRange(w http.ResponseWriter, r *http.Request, attachment b
 		if r.URL.Query().Get("evidence") != "" {
 			detail["evidence"] = "1"
 		}
-		if !s.auditView(w, r, time.Minute, stream+detail["from"]+detail["to"], audit.Export, cam, detail) {
+		if f.Evidence != nil {
+			detail["part"] = fmt.Sprintf("%d/%d", f.Evidence.Part, len(f.Evidence.Parts))
+		}
+		if !s.auditView(w, r, time.Minute, stream+detail["from"]+detail["to"]+detail["part"], audit.Export, cam, detail) {
 			return
 		}
 		s.serveFile(w, r, f, attachment)
@@ -346,8 +374,17 @@ func (s *Server) export(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, &Error{Status: http.StatusNotImplemented, Message: "this server keeps no hash chains"})
 			return
 		}
+		part := 1
+		if p := r.URL.Query().Get("part"); p != "" {
+			n, err := strconv.Atoi(p)
+			if err != nil || n < 1 {
+				s.writeError(w, r, &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("part %q is not a positive integer", p)})
+				return
+			}
+			part = n
+		}
 		s.serveRange(w, r, true, func(ctx context.Context, cam, stream string, from, to time.Time) (*playback.File, error) {
-			return s.Playback.Evidence(ctx, cam, stream, from, to, s.Chains, s.RecorderKey)
+			return s.Playback.Evidence(ctx, cam, stream, from, to, part, s.Chains, s.RecorderKey)
 		})
 		return
 	}

@@ -3,7 +3,6 @@ package api
 import (
 	"bufio"
 	"bytes"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,7 +35,7 @@ func playbackServer(t *testing.T) (*httptest.Server, *pt.Recording) {
 	s := &Server{Cameras: CameraList{{Name: "door"}, {Name: "gate"}}, Index: rc.Index,
 		Playback: &playback.Source{Index: rc.Index, Disks: rc.Disks, Cache: playback.NewIndexCache(1 << 20)},
 		Thumbs:   thumb.New("", 2, 1<<20)}
-	s.Chains, s.RecorderKey = rc.Index, rc.Key.Public().(ed25519.PublicKey)
+	s.Chains, s.RecorderKey = rc.Index, rc.Key
 	withAccounts(t, s, rc.Index)
 	srv := httptest.NewServer(asAdmin(s.Handler()))
 	t.Cleanup(srv.Close)

@@ -181,8 +181,14 @@ func readFull(r io.ReaderAt, b []byte, off int64) error {
 	if err == nil || err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
-	return fmt.Errorf("read at offset %d: %w", off, err)
+	return readError{fmt.Errorf("read at offset %d: %w", off, err)}
 }
+
+// readError is a failure to read the file (as opposed to a malformed
+// box).
+type readError struct{ error }
+
+func (e readError) Unwrap() error { return e.error }
 
 // boxName quotes a four-character code for messages, escaping bytes that
 // are not printable.

@@ -3,6 +3,7 @@ package integrity
 import (
 	"crypto/ed25519"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -20,6 +21,20 @@ type Report struct {
 	Fragments, Segments      int    // in the file
 	HeadSeq                  int64  // the signed head's chain entry
 	SignedAt                 time.Time
+	// Version is the manifest's. Version 2 signs what follows; version 1
+	// does not (its selection of fragments, and so the range, could have
+	// been cut without detection): Covered, Part, Parts and Gaps are zero.
+	Version int
+	// Covered is the exact wall time of the video in the file: from the
+	// start of its first fragment to the end of its last.
+	Covered Span
+	// Requested is the range that was asked for (signed in version 2).
+	Requested Span
+	// Part is this file's place among Parts, the files the export was
+	// split into (one per recording run); Gaps are what no part covers.
+	Part  int
+	Parts []Span
+	Gaps  []Gap
 	// Notes are remarks for people about what the chain says lies between
 	// the first and the last exported segment but is not in the file:
 	// segments left out (and their deletion, if the chain records one),
@@ -34,7 +49,9 @@ type Report struct {
 // the key the recorder is known to have (--key).
 //
 // It checks from the signature down, so that the first failure names the
-// place that was altered: the recorder key (equal to want), the head's
+// place that was altered: the recorder key (equal to want), for version 2
+// the manifest's own signature (which covers every field, so also the
+// range, parts, gaps and fragment selection), the head's
 // signature with the recorder key and its camera and stream; the chain
 // (VerifyChain, the manifest's camera and stream, ending exactly at the
 // signed head); each segment (a KindSegment entry of the chain, in chain
@@ -69,20 +86,117 @@ func VerifyEvidenceHashes(m *Manifest, frags [][32]byte, want ed25519.PublicKey)
 	if err := verifySegments(m); err != nil {
 		return Report{}, err
 	}
+	if m.Version == 2 {
+		if err := verifySelection(m); err != nil {
+			return Report{}, err
+		}
+	}
 	if err := verifyFragments(m, frags); err != nil {
 		return Report{}, err
 	}
 	first := m.entry(m.Segments[0].ChainSeq)
 	last := m.entry(m.Segments[len(m.Segments)-1].ChainSeq)
 	pub, _ := ParsePublicKey(m.RecorderKey)
-	return Report{
+	rep := Report{
 		OK: true, Camera: m.Camera, Stream: m.Stream,
 		SegmentsFrom: first.At.UTC(), SegmentsTo: last.At.Add(time.Duration(last.WallDurNS)).UTC(),
 		Key: PublicKeyString(pub), Fingerprint: KeyFingerprint(pub),
 		Fragments: len(frags), Segments: len(m.Segments),
 		HeadSeq: m.Head.Seq, SignedAt: m.Head.SignedAt.UTC(),
-		Notes: notes(m),
-	}, nil
+		Version: m.Version, Requested: Span{m.From.UTC(), m.To.UTC()},
+	}
+	if m.Version == 1 {
+		rep.Notes = notes(m)
+		return rep, nil
+	}
+	rep.Covered = m.covered()
+	rep.Part = m.Part
+	for _, p := range m.Parts {
+		rep.Parts = append(rep.Parts, Span{p.From.UTC(), p.To.UTC()})
+	}
+	for _, g := range m.Gaps {
+		rep.Gaps = append(rep.Gaps, Gap{g.From.UTC(), g.To.UTC(), g.Reason})
+	}
+	return rep, nil
+}
+
+// fragTime returns the wall start of fragment j of segment k (version 2),
+// or its end for j == First+Count.
+func (m *Manifest) fragTime(k, j int) time.Time {
+	s := &m.Segments[k]
+	return m.entry(s.ChainSeq).At.Add(time.Duration(s.StartsNS[j-s.First])).UTC()
+}
+
+// covered is the wall time of a version 2 file's fragments.
+func (m *Manifest) covered() Span {
+	n := len(m.Segments) - 1
+	return Span{m.fragTime(0, m.Segments[0].First), m.fragTime(n, m.Segments[n].First+m.Segments[n].Count)}
+}
+
+// verifySelection checks what version 2 adds: the file is one unbroken
+// stretch of recording (its segments are consecutive in the chain with no
+// restart between them, and only the first and the last are partly
+// exported), and the signed part for this file is the time its fragments
+// cover.
+func verifySelection(m *Manifest) error {
+	exported := make(map[int64]bool, len(m.Segments))
+	for k, s := range m.Segments {
+		exported[s.ChainSeq] = true
+		if k > 0 && s.First > 0 || k < len(m.Segments)-1 && s.First+s.Count < len(s.Fragments) {
+			return problemAt(s.ChainSeq, "segment %d (chain entry %d) is only partly in the file but is not at its start or end (manifest inconsistent)", k+1, s.ChainSeq)
+		}
+	}
+	for seq := m.Segments[0].ChainSeq + 1; seq < m.Segments[len(m.Segments)-1].ChainSeq; seq++ {
+		switch e := m.entry(seq); {
+		case e.Kind == KindRunStart:
+			return problemAt(seq, "chain entry %d: the recording restarted inside the file's range (manifest inconsistent)", seq)
+		case e.Kind == KindSegment && !exported[seq]:
+			return problemAt(seq, "chain entry %d: segment %s is inside the file's range but not in the file (manifest inconsistent)", seq, stamp(e.At))
+		}
+	}
+	if got, want := m.covered(), m.Parts[m.Part-1]; !got.From.Equal(want.From) || !got.To.Equal(want.To) {
+		return &Problem{Msg: fmt.Sprintf("the file's fragments cover %s to %s but its part %d says %s to %s (manifest inconsistent)",
+			stampNano(got.From), stampNano(got.To), m.Part, stampNano(want.From), stampNano(want.To))}
+	}
+	return verifyTiling(m)
+}
+
+// tilingSlack is the largest stretch of the requested range that may be
+// in neither a part nor a gap (the exporter does not list gaps up to a
+// millisecond: rounding between abutting segments).
+const tilingSlack = time.Millisecond
+
+// verifyTiling checks that the parts and gaps account for the whole
+// requested range, so that "no gaps" means the range is covered.
+func verifyTiling(m *Manifest) error {
+	spans := make([]Span, 0, len(m.Parts)+len(m.Gaps))
+	spans = append(spans, m.Parts...)
+	for _, g := range m.Gaps {
+		spans = append(spans, Span{g.From, g.To})
+	}
+	slices.SortFunc(spans, func(a, b Span) int { return a.From.Compare(b.From) })
+	at := m.From // accounted for up to here
+	for _, sp := range spans {
+		if !at.Before(m.To) {
+			break
+		}
+		if sp.From.Sub(at) > tilingSlack {
+			break
+		}
+		if sp.To.After(at) {
+			at = sp.To
+		}
+	}
+	if m.To.Sub(at) > tilingSlack {
+		end := m.To
+		for _, sp := range spans {
+			if sp.From.After(at) && sp.From.Before(end) {
+				end = sp.From
+			}
+		}
+		return &Problem{Msg: fmt.Sprintf("%s to %s of the requested range is in neither a part nor a gap (manifest inconsistent)", stampNano(at), stampNano(end))}
+	}
+	return nil
 }
 
 // entry returns the chain entry seq; the chain must have been verified
@@ -98,6 +212,11 @@ func verifySigned(m *Manifest, want ed25519.PublicKey) error {
 	if want != nil && !pub.Equal(want) {
 		return &Problem{Msg: fmt.Sprintf("recorder key is %s (fingerprint %s) but --key says %s (fingerprint %s)",
 			PublicKeyString(pub), KeyFingerprint(pub), PublicKeyString(want), KeyFingerprint(want))}
+	}
+	if m.Version == 2 {
+		if err := m.verifyExportSignature(pub); err != nil {
+			return err
+		}
 	}
 	h := &m.Head
 	if err := VerifyHead(pub, h); err != nil {
@@ -167,6 +286,10 @@ func verifyFragments(m *Manifest, frags [][32]byte) error {
 	place := func(i int) string {
 		r := refs[i]
 		s := &m.Segments[r.k]
+		if m.Version == 2 {
+			return fmt.Sprintf("segment %d, fragment %d of %d, at %s",
+				r.k+1, r.j+1, len(s.Fragments), stampNano(m.fragTime(r.k, r.j)))
+		}
 		return fmt.Sprintf("segment %d, fragment %d of %d, segment start %s",
 			r.k+1, r.j+1, len(s.Fragments), m.entry(s.ChainSeq).At.UTC().Format(time.RFC3339))
 	}
@@ -188,6 +311,8 @@ func verifyFragments(m *Manifest, frags [][32]byte) error {
 		switch {
 		case known && j == i+1 && nf < nm:
 			p.Msg = fmt.Sprintf("fragment %d of the file should be %s, but is the one after it: fragment missing (%s)", i+1, place(i), counts)
+		case known && j > i && nf < nm:
+			p.Msg = fmt.Sprintf("fragment %d of the file should be %s, but is the manifest's fragment %d: %d fragments missing from there on (%s)", i+1, place(i), j+1, j-i, counts)
 		case known && j < i:
 			p.Msg = fmt.Sprintf("fragment %d of the file (%s) is a copy of fragment %d of the file: fragment repeated or moved", i+1, place(i), j+1)
 		case known:
@@ -252,3 +377,5 @@ func notes(m *Manifest) []string {
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+func stampNano(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

@@ -44,6 +44,7 @@ func TestVerifyEvidenceIntact(t *testing.T) {
 		SegmentsFrom: t0.Add(5 * time.Minute), SegmentsTo: t0.Add(8 * time.Minute),
 		Key: PublicKeyString(pub), Fingerprint: "21fe-31df-a154-a261",
 		Fragments: 13, Segments: 3, HeadSeq: 10, SignedAt: t0.Add(30 * time.Minute),
+		Version: 1, Requested: Span{t0.Add(5 * time.Minute), t0.Add(8 * time.Minute)},
 	}
 	if fmt.Sprint(rep) != fmt.Sprint(want) {
 		t.Errorf("Report:\n got %+v\nwant %+v", rep, want)
@@ -299,9 +300,9 @@ func TestVerifyEvidenceTamper(t *testing.T) {
 			return m, f, pub
 		}, 0, 4, `chain entry 4 is for camera "yard" stream "main", the manifest for camera "door" stream "main"`},
 		{"version", func(m *Manifest, f [][]byte) (*Manifest, [][]byte, ed25519.PublicKey) {
-			m.Version = 2
+			m.Version = 3
 			return m, f, pub
-		}, 0, 0, "manifest: version 2, this verifier knows version 1"},
+		}, 0, 0, "manifest: version 3, this verifier knows versions 1 and 2"},
 		{"count past the segment", func(m *Manifest, f [][]byte) (*Manifest, [][]byte, ed25519.PublicKey) {
 			m.Segments[0].Count = 5
 			return m, f, pub

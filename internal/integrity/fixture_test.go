@@ -2,6 +2,7 @@ package integrity
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"math/rand/v2"
 	"testing"
@@ -23,6 +24,11 @@ type recording struct {
 }
 
 var t0 = time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)
+
+// fakeInit is the ftyp and moov of exportFile; the segment entries of
+// newRecording carry its hash as their InitHash.
+var fakeInit = []byte{0, 0, 0, 16, 'f', 't', 'y', 'p', 'i', 's', 'o', 'm', 0, 0, 2, 0,
+	0, 0, 0, 12, 'm', 'o', 'o', 'v', 1, 2, 3, 4}
 
 // newRecording builds the recording above; deleted is the seq of the
 // segment entry 7 deletes (2: A).
@@ -46,7 +52,8 @@ func newRecording(t testing.TB, deleted int64) *recording {
 		}
 		r.frags[int64(len(r.chain)+1)] = frags
 		add(Entry{Kind: KindSegment, At: t0.Add(start), Key: "door/main/2026-11-29/" + name + ".mp4",
-			WallDurNS: int64(time.Minute), Dur90k: 60 * 90000, Frames: 1500, Bytes: size, SegmentHash: SegmentHash(hashes)})
+			WallDurNS: int64(time.Minute), Dur90k: 60 * 90000, Frames: 1500, Bytes: size, SegmentHash: SegmentHash(hashes),
+			InitHash: sha256.Sum256(fakeInit)})
 	}
 	add(Entry{Kind: KindRunStart, At: t0})
 	segment(0, 4, "090000")
@@ -123,8 +130,7 @@ func (r *recording) standard(t testing.TB) (*Manifest, [][]byte) {
 // then the fragments.
 func exportFile(t testing.TB, m *Manifest, frags [][]byte) []byte {
 	t.Helper()
-	b := []byte{0, 0, 0, 16, 'f', 't', 'y', 'p', 'i', 's', 'o', 'm', 0, 0, 2, 0}
-	b = append(b, 0, 0, 0, 12, 'm', 'o', 'o', 'v', 1, 2, 3, 4)
+	b := append([]byte(nil), fakeInit...)
 	box, err := m.MarshalBox()
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +142,9 @@ func exportFile(t testing.TB, m *Manifest, frags [][]byte) []byte {
 	return b
 }
 
-// clone deep-copies a manifest through its JSON form.
+// clone deep-copies a manifest through its JSON form. A version 2 clone
+// forgets the JSON it was parsed from, so that edits to it are checked
+// against its signature.
 func clone(t testing.TB, m *Manifest) *Manifest {
 	t.Helper()
 	box, err := m.MarshalBox()
@@ -147,5 +155,38 @@ func clone(t testing.TB, m *Manifest) *Manifest {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.signed = nil
 	return c
+}
+
+// exportV2 is export as version 2, signed by the recording's key: each
+// fragment of a segment lasts a minute divided by their number, parts is
+// the one covered span unless given, and gaps as given; without parts and
+// gaps the requested range is the covered one.
+func (r *recording) exportV2(t testing.TB, parts []Span, gaps []Gap, sels ...sel) (*Manifest, [][]byte) {
+	t.Helper()
+	m, frags := r.export(t, sels...)
+	for k := range m.Segments {
+		s := &m.Segments[k]
+		n := int64(len(s.Fragments))
+		for j := s.First; j <= s.First+s.Count; j++ {
+			s.StartsNS = append(s.StartsNS, int64(j)*int64(time.Minute)/n)
+		}
+	}
+	m.Version, m.Part, m.Parts, m.Gaps = 2, 1, parts, gaps
+	if parts == nil {
+		m.Parts = []Span{m.covered()}
+		if gaps == nil {
+			m.From, m.To = m.Parts[0].From, m.Parts[0].To
+		}
+	}
+	if err := m.Sign(r.key); err != nil {
+		t.Fatal(err)
+	}
+	return m, frags
+}
+
+// standardV2 is standard as version 2.
+func (r *recording) standardV2(t testing.TB) (*Manifest, [][]byte) {
+	return r.exportV2(t, nil, nil, sel{4, 2, 4}, sel{5, 0, 5}, sel{6, 0, 4})
 }

@@ -31,15 +31,69 @@ const (
 
 // Manifest travels inside an evidence export, in a uuid box
 // (ManifestUUID). Its JSON form is documented in docs/evidence.md.
+//
+// Version 2 (what Custos writes) is signed as a whole: Signature is the
+// recorder key's Ed25519 signature over "custos-export-v2" and the JSON,
+// so the range asked for, the parts and gaps, and which fragments of each
+// segment are in the file are all covered. Version 1 signed only the
+// chain's head: its From, To and segment selection are not protected
+// (docs/evidence.md, "Version 1 exports").
 type Manifest struct {
-	Version        int // 1
+	Version        int // 1 or 2
 	Camera, Stream string
-	From, To       time.Time // the range asked for (informational; what is proven is in Segments/Chain)
-	CreatedAt      time.Time
-	RecorderKey    string            // PublicKeyString
-	Segments       []ManifestSegment // in file order
-	Chain          []Entry           // consecutive entries from the first exported segment's entry up to Head.Seq
-	Head           Head
+	// From and To are the range asked for (version 1: informational).
+	From, To time.Time
+	// CreatedAt is the signing time of the newest head the export uses
+	// (so that one range exported twice gives the same bytes).
+	CreatedAt   time.Time
+	RecorderKey string // PublicKeyString
+	// Version 2 only: the files the export of [From, To) was split into
+	// (one per recording run and stream parameters), in time order, each
+	// the exact time its fragments cover; Part is this file's place in
+	// Parts (1-based); Gaps are the stretches of [From, To) that no part
+	// covers, with their reasons, in time order.
+	Part     int
+	Parts    []Span
+	Gaps     []Gap
+	Segments []ManifestSegment // in file order
+	Chain    []Entry           // consecutive entries from the first exported segment's entry up to Head.Seq
+	Head     Head
+	// Signature (version 2) is Ed25519 by RecorderKey over
+	// "custos-export-v2" followed by the manifest's JSON.
+	Signature []byte
+	// signed is the JSON the signature covers, as ParseManifest found it
+	// (nil for a manifest built in memory: its JSON encoding is used).
+	signed []byte
+}
+
+// Span is a wall-clock time range [From, To).
+type Span struct{ From, To time.Time }
+
+// Gap is a stretch of an export's requested range that the export does
+// not cover, and why (one of the Gap constants).
+type Gap struct {
+	From, To time.Time
+	Reason   string
+}
+
+// Reasons for a Gap.
+const (
+	GapNoRecording = "no_recording" // nothing recorded (camera offline, recorder stopped, deleted, or in the future)
+	GapNotSealed   = "not_sealed"   // the segment still being written: its hashes are not in the chain yet
+	GapNoChain     = "no_chain"     // recorded, but without a chain entry (before hash chains, or cut short by a crash)
+)
+
+// GapText says a gap reason in words, for people.
+func GapText(reason string) string {
+	switch reason {
+	case GapNoRecording:
+		return "no recording"
+	case GapNotSealed:
+		return "not yet sealed (the segment was still being written)"
+	case GapNoChain:
+		return "recorded without a hash chain entry (cannot be exported as evidence)"
+	}
+	return reason
 }
 
 // ManifestSegment is one segment, all or part of which is in the file.
@@ -49,6 +103,10 @@ type ManifestSegment struct {
 	// The fragments of the segment that appear in the file, contiguous and
 	// in order: Fragments[First:First+Count]. Count >= 1.
 	First, Count int
+	// StartsNS (version 2) holds Count+1 wall times, as nanoseconds after
+	// the segment's chain entry's At: the start of each fragment in the
+	// file, then the end of the last one. Non-decreasing.
+	StartsNS []int64
 }
 
 // MarshalBox returns the whole uuid box: size (32-bit), "uuid",
@@ -67,14 +125,21 @@ func (m *Manifest) MarshalBox() ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Write(make([]byte, 8))
 	buf.WriteString(ManifestUUID)
+	var w any = toWire(m)
+	if m.Version == 2 {
+		buf.WriteString(exportDomain)
+		buf.Write(m.Signature)
+		w = toWireV2(m)
+	}
+	head := buf.Len()
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(toWire(m)); err != nil {
+	if err := enc.Encode(w); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	if len(b)-24 > MaxManifestSize {
-		return nil, fmt.Errorf("manifest: %d bytes of JSON, more than %d", len(b)-24, MaxManifestSize)
+	if len(b)-head > MaxManifestSize {
+		return nil, fmt.Errorf("manifest: %d bytes of JSON, more than %d", len(b)-head, MaxManifestSize)
 	}
 	binary.BigEndian.PutUint32(b[0:4], uint32(len(b)))
 	copy(b[4:8], "uuid")
@@ -88,23 +153,40 @@ func (m *Manifest) strings() []string {
 		e := &m.Chain[i]
 		s = append(s, e.Kind, e.Camera, e.Stream, e.Key, e.Reason)
 	}
+	for _, g := range m.Gaps {
+		s = append(s, g.Reason)
+	}
 	return s
 }
 
-// ParseManifest parses the manifest payload (the JSON after the uuid box's
-// 16-byte user type). It is strict: one JSON object with the documented
-// lower-case keys only, no repeated keys, no null, hashes as 64 lower-case
-// hex digits, the signature as 128, times in RFC 3339 UTC ("Z"), version 1,
-// at least one segment and chain entry, each segment's First and Count
-// within its Fragments, counts within the limits above and at most
-// MaxManifestSize bytes (docs/evidence.md, "The manifest"). It checks the
-// form only; VerifyEvidence checks the contents. It does no I/O.
+// ParseManifest parses the manifest payload (what follows the uuid box's
+// 16-byte user type): for version 2, "custos-export-v2", the 64-byte
+// signature and the JSON; for version 1, the JSON alone. It is strict:
+// one JSON object with the documented lower-case keys only, no repeated
+// keys, no null, hashes as 64 lower-case hex digits, the signature as 128,
+// times in RFC 3339 UTC ("Z"), the version its layout says, at least one
+// segment and chain entry, each segment's First and Count within its
+// Fragments, counts within the limits above and at most MaxManifestSize
+// bytes (docs/evidence.md, "The manifest"). It checks the form only
+// (not the signature); VerifyEvidence checks the contents, and relies on
+// the returned manifest not being modified. It does no I/O and does not
+// retain payload.
 func ParseManifest(payload []byte) (*Manifest, error) {
+	if len(payload) > MaxManifestSize+len(exportDomain)+ed25519.SignatureSize {
+		return nil, fmt.Errorf("manifest: %d bytes, more than %d", len(payload), MaxManifestSize)
+	}
+	if bytes.HasPrefix(payload, []byte(exportDomain)) {
+		return parseV2(payload[len(exportDomain):])
+	}
 	if len(payload) > MaxManifestSize {
 		return nil, fmt.Errorf("manifest: %d bytes, more than %d", len(payload), MaxManifestSize)
 	}
 	if err := checkJSON(payload); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	var v struct{ Version int }
+	if json.Unmarshal(payload, &v) == nil && v.Version == 2 {
+		return nil, errors.New("manifest: version 2 without the custos-export-v2 prefix and signature")
 	}
 	var w wireManifest
 	d := json.NewDecoder(bytes.NewReader(payload))
@@ -122,8 +204,8 @@ func ParseManifest(payload []byte) (*Manifest, error) {
 // validate checks the form of m, which ParseManifest and MarshalBox
 // require and VerifyEvidence relies on to index safely.
 func (m *Manifest) validate() error {
-	if m.Version != 1 {
-		return fmt.Errorf("version %d, this verifier knows version 1", m.Version)
+	if m.Version != 1 && m.Version != 2 {
+		return fmt.Errorf("version %d, this verifier knows versions 1 and 2", m.Version)
 	}
 	if m.Camera == "" || m.Stream == "" {
 		return errors.New("camera or stream missing")
@@ -162,6 +244,9 @@ func (m *Manifest) validate() error {
 		if total += s.Count; total > MaxFragments {
 			return fmt.Errorf("more than %d fragments", MaxFragments)
 		}
+	}
+	if m.Version == 2 {
+		return m.validateV2()
 	}
 	return nil
 }

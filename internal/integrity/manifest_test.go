@@ -56,7 +56,8 @@ func manifestCases(t testing.TB) []struct {
 		{"field repeated, escaped", must(`"version":1,`, `"version":1,"v\u0065rsion":1,`), `field "version" repeated`},
 		{"null", must(`"camera":"door"`, `"camera":null`), "null is not allowed"},
 		{"null hash", must(`"prev":"`+hash, `"prev":null,"x":"`), "null is not allowed"},
-		{"version 2", must(`"version":1`, `"version":2`), "version 2, this verifier knows version 1"},
+		{"version 2 unsigned", must(`"version":1`, `"version":2`), "version 2 without the custos-export-v2 prefix"},
+		{"version 3", must(`"version":1`, `"version":3`), "version 3, this verifier knows versions 1 and 2"},
 		{"version missing", must(`"version":1,`, ``), "version 0"},
 		{"version as string", must(`"version":1`, `"version":"1"`), "cannot unmarshal string"},
 		{"camera missing", must(`"camera":"door",`, ``), "camera or stream missing"},
@@ -181,6 +182,9 @@ func FuzzParseManifest(f *testing.F) {
 	for _, c := range manifestCases(f) {
 		f.Add([]byte(c.payload))
 	}
+	for _, c := range manifestV2Cases(f) {
+		f.Add([]byte(c.payload))
+	}
 	key := rfc8032Key(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := ParseManifest(b)
@@ -208,6 +212,11 @@ func FuzzParseManifest(f *testing.F) {
 		VerifyEvidenceHashes(m, hashes, nil)
 		m.RecorderKey = PublicKeyString(key.Public().(ed25519.PublicKey))
 		SignHead(key, &m.Head)
+		if m.Version == 2 {
+			if err := m.Sign(key); err != nil {
+				t.Fatalf("Sign of a parsed manifest: %v", err)
+			}
+		}
 		for _, hs := range [][][32]byte{hashes, hashes[1:], append(hashes, hashes[0])} {
 			rep, err := VerifyEvidenceHashes(m, hs, nil)
 			if err == nil && (!rep.OK || rep.Fragments != len(hashes) || rep.Segments != len(m.Segments)) {
@@ -218,4 +227,75 @@ func FuzzParseManifest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// goodPayloadV2 returns the payload of the standard export as version 2,
+// with a gap.
+func goodPayloadV2(t testing.TB) string {
+	t.Helper()
+	r := newRecording(t, 2)
+	m, _ := r.exportV2(t, nil, []Gap{{t0.Add(7 * time.Minute), t0.Add(8 * time.Minute), GapNotSealed}}, sel{4, 2, 4}, sel{5, 0, 5}, sel{6, 0, 4})
+	box, err := m.MarshalBox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(box[24:])
+}
+
+// manifestV2Cases is the version 2 table for TestParseManifestV2 and
+// seeds of FuzzParseManifest.
+func manifestV2Cases(t testing.TB) []struct{ name, payload, err string } {
+	g := goodPayloadV2(t)
+	must := func(old, new string) string {
+		if !strings.Contains(g, old) {
+			t.Fatalf("%q not in the manifest", old)
+		}
+		return strings.Replace(g, old, new, 1)
+	}
+	js := g[len(exportDomain)+ed25519.SignatureSize:]
+	return []struct{ name, payload, err string }{
+		{"good", g, ""},
+		{"prefix only", exportDomain, "too short for its signature"},
+		{"no JSON", g[:len(exportDomain)+ed25519.SignatureSize], "manifest: empty"},
+		{"JSON without the prefix", js, "version 2 without the custos-export-v2 prefix"},
+		{"version 1 after the prefix", must(`"version":2`, `"version":1`), "version 1 after the custos-export-v2 prefix"},
+		{"v1 segment form", must(`,"starts_ns":[`, `,"x":[`), `unknown field "x"`},
+		{"starts too short", must(`"starts_ns":[20000000000,`, `"starts_ns":[`), "segment 1: 4 fragment times for 4 fragments"},
+		{"starts decrease", must(`"starts_ns":[20000000000,`, `"starts_ns":[40000000000,`), "segment 1: fragment times are negative or decrease"},
+		{"starts negative", must(`"starts_ns":[20000000000,`, `"starts_ns":[-1,`), "negative or decrease"},
+		{"part 0", must(`"part":1`, `"part":0`), "part 0 of 1"},
+		{"part past the parts", must(`"part":1`, `"part":2`), "part 2 of 1"},
+		{"no parts", must(js[strings.Index(js, `"parts":[`):strings.Index(js, `,"gaps":`)], `"parts":[]`), "0 parts"},
+		{"unknown gap reason", must(`"reason":"not_sealed"`, `"reason":"lunch"`), `gap 1: unknown reason "lunch"`},
+		{"empty gap", must(`"from":"2026-11-29T09:07:00Z","to":"2026-11-29T09:08:00Z","reason"`, `"from":"2026-11-29T09:07:00Z","to":"2026-11-29T09:07:00Z","reason"`), "gap 1: bad range"},
+		{"gap repeated field", must(`"reason":"not_sealed"`, `"reason":"not_sealed","reason":"no_chain"`), `field "reason" repeated`},
+		{"empty range", must(`"to":"2026-11-29T09:08:00Z","created_at"`, `"to":"2026-11-29T09:05:00Z","created_at"`), "the requested range is empty"},
+	}
+}
+
+func TestParseManifestV2(t *testing.T) {
+	for _, c := range manifestV2Cases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := ParseManifest([]byte(c.payload))
+			if c.err == "" {
+				if err != nil {
+					t.Fatalf("ParseManifest: %v", err)
+				}
+				if m.Version != 2 || m.Part != 1 || len(m.Parts) != 1 || len(m.Gaps) != 1 || len(m.Segments[2].StartsNS) != 5 {
+					t.Errorf("parsed %+v", m)
+				}
+				box, err := m.MarshalBox()
+				if err != nil || string(box[24:]) != c.payload {
+					t.Errorf("round trip differs: %v", err)
+				}
+				if err := m.verifyExportSignature(rfc8032Key(t).Public().(ed25519.PublicKey)); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("ParseManifest = %v, want an error with %q", err, c.err)
+			}
+		})
+	}
 }

@@ -45,6 +45,8 @@ type File struct {
 	ETag string
 	// ModTime is the newest segment start in the file (Last-Modified).
 	ModTime time.Time
+	// Evidence, for an evidence export, says what it covers.
+	Evidence *EvidenceInfo
 
 	size  int64
 	parts []part
@@ -142,19 +144,6 @@ func (f *File) Spans(off, end int64) []Span {
 	return out
 }
 
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
-}
 
 // Open returns a reader of the file's bytes. Stored files are opened as
 // the reader reaches them and closed by Close. Reads fail with a wrapped
