@@ -315,7 +315,10 @@ async function showCamera(name) {
     recordedStart = null;
     playSeq++;
     video.removeAttribute("src");
-    live = startLive(video, name, current, (text) => { overlay.textContent = text; });
+    live = startLive(video, name, current, (text) => {
+      overlay.textContent = text && /cannot decode/.test(text) && current === "main" && stream.names.includes("sub")
+        ? text + " Choose “Sub” under Stream to watch the sub-stream." : text;
+    });
     mode.textContent = "Live";
     $("live").setAttribute("aria-pressed", "true");
   }
@@ -364,7 +367,8 @@ async function showCamera(name) {
     if (live || recordedStart === null) return;
     const e = video.error;
     overlay.textContent = e && e.code === MediaError.MEDIA_ERR_SRC_NOT_SUPPORTED
-      ? "No recorded video at this time, or this browser cannot decode it (H.265)."
+      ? "No recorded video at this time, or this browser cannot decode it (H.265)." +
+        (current === "main" && stream.names.includes("sub") ? " Choose “Sub” under Stream to watch the sub-stream." : "")
       : "Playback failed: " + (e ? e.message || "media error " + e.code : "unknown error");
   });
   video.addEventListener("playing", () => { overlay.textContent = ""; $("play").textContent = "Pause"; });
