@@ -69,10 +69,15 @@ func buttons(b int64) chromedp.MouseOption {
 	return func(p *input.DispatchMouseEventParams) { p.Buttons = b }
 }
 
-// localMS parses a datetime-local input's value as local time (ms).
+// localMS parses a datetime-local input's value as local time (ms); the
+// input leaves out the seconds when they are zero.
 func localMS(t *testing.T, v string) float64 {
 	t.Helper()
-	tm, err := time.ParseInLocation("2006-01-02T15:04:05", v, time.Local)
+	layout := "2006-01-02T15:04:05"
+	if len(v) == len("2006-01-02T15:04") {
+		layout = "2006-01-02T15:04"
+	}
+	tm, err := time.ParseInLocation(layout, v, time.Local)
 	if err != nil {
 		t.Fatalf("input value %q: %v", v, err)
 	}
@@ -131,15 +136,15 @@ func TestUICameraPageTimes(t *testing.T) {
 	}
 	t.Logf("refresh: run end +%.1f s, view end +%.1f s", (s1.End-s0.End)/1000, (s1.View-s0.View)/1000)
 
-	// Zoom in to 2 minutes so the recording is a few hundred pixels wide.
-	evalJS[bool](t, ctx, `(() => { custos.timeline.setSpan(120e3); return true })()`)
+	// Zoom in to 3 minutes so the recording is a few hundred pixels wide.
+	evalJS[bool](t, ctx, `(() => { custos.timeline.setSpan(180e3); return true })()`)
 	runs := pollJS[[]tlRun](t, ctx, "zoomed timeline", `(() => {
 		const tl = custos.timeline;
-		return tl.span === 120e3 && document.querySelector('.tl-run') ? [...tl.runs].sort((a, b) => a.s - b.s) : null;
+		return tl.span === 180e3 && document.querySelector('.tl-run') ? [...tl.runs].sort((a, b) => a.s - b.s) : null;
 	})()`, 10*time.Second)
 	first := runs[0]
 	g := barAt(t, ctx)
-	if first.S < g.Start+70e3 || first.E > g.End {
+	if first.S < g.Start+65e3 || first.E > g.End {
 		t.Fatalf("the first run %v is not within the view %.0f–%.0f with a minute before it", first, g.Start, g.End)
 	}
 
