@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/custos-nvr/custos/internal/media"
@@ -291,7 +292,8 @@ func TestUICameraPageTimes(t *testing.T) {
 // sub-stream is H.264 (issue 19 item 4): the page plays the sub-stream,
 // live and recorded, and shows a switch; switching to main shows why
 // nothing plays, the choice is remembered across a reload, and switching
-// back plays again. A camera with one stream shows no switch.
+// back plays again; a page that does not know the codecs tries main and
+// moves to sub by itself. A camera with one stream shows no switch.
 func TestUICameraStreamChoice(t *testing.T) {
 	base, _ := uiServerCodec(t, 4, media.CodecH265)
 	ctx := testpeer.Browser(t)
@@ -343,6 +345,28 @@ func TestUICameraStreamChoice(t *testing.T) {
 	evalJS[bool](t, ctx, `(() => { const s = document.getElementById('stream'); s.value = 'sub'; s.dispatchEvent(new Event('change')); return true })()`)
 	if v := playing("back on sub", "sub"); v.Width != 640 {
 		t.Errorf("back on sub: %+v", v)
+	}
+	// A page that does not know the codecs yet (the server reports none
+	// before a stream's first frame) and nothing chosen: it tries main,
+	// finds it cannot decode it, and moves to the sub-stream by itself.
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `(() => {
+		const f = window.fetch.bind(window);
+		window.fetch = async (input, init) => {
+			const r = await f(input, init);
+			if (!String(input).endsWith('/api/cameras') || !r.ok) return r;
+			const cams = await r.json();
+			for (const c of cams) for (const s of c.streams) delete s.codec;
+			return new Response(JSON.stringify(cams), {status: 200, headers: {'Content-Type': 'application/json'}});
+		};
+		localStorage.clear();
+	})()`}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testpeer.EvalPage[bool](t, ctx, base+"/?nocodec=1#/camera/door", `!!window.custos`, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if v := playing("fallen back to sub", "sub"); v.Width != 640 || v.Switch != "sub" {
+		t.Errorf("after main failed without a known codec: %+v", v)
 	}
 	// yard has one stream: no switch.
 	y, err := testpeer.EvalPage[view](t, ctx, base+"/?y=1#/camera/yard", fmt.Sprintf(`(() => { const s = %s; return s && s.transport ? s : null })()`, viewJS), 30*time.Second)

@@ -186,7 +186,7 @@ function pickStream(cam) {
   let saved = null;
   try { saved = localStorage.getItem(key); } catch (_) { /* private mode */ }
   if (names.length < 2) return { names, initial: names[0] || "main", why: "", remember };
-  if (names.includes(saved)) return { names, initial: saved, why: "Chosen on this page before", remember };
+  if (names.includes(saved)) return { names, initial: saved, why: "Chosen on this page before", remember, chosen: true };
   const MS = window.MediaSource || window.ManagedMediaSource;
   const plays = (n) => {
     const c = (cam.streams.find((s) => s.stream === n) || {}).codec;
@@ -277,6 +277,7 @@ async function showCamera(name) {
     $("stream").onchange = () => {
       current = $("stream").value;
       stream.remember(current);
+      stream.chosen = true;
       $("stream-box").title = "Chosen on this page";
       const at = recordedStart === null ? null : shown();
       tl.load();
@@ -316,8 +317,13 @@ async function showCamera(name) {
     playSeq++;
     video.removeAttribute("src");
     live = startLive(video, name, current, (text) => {
-      overlay.textContent = text && /cannot decode/.test(text) && current === "main" && stream.names.includes("sub")
-        ? text + " Choose “Sub” under Stream to watch the sub-stream." : text;
+      const undecodable = text && /cannot decode/.test(text) && current === "main" && stream.names.includes("sub");
+      if (undecodable && !stream.chosen) { // the codec was not known when the page opened
+        stream.chosen = true;
+        setTimeout(fallBack);
+        return;
+      }
+      overlay.textContent = undecodable ? text + " Choose “Sub” under Stream to watch the sub-stream." : text;
     });
     mode.textContent = "Live";
     $("live").setAttribute("aria-pressed", "true");
@@ -363,9 +369,25 @@ async function showCamera(name) {
   }
   // shown is the wall time (ms) of what the video shows.
   const shown = () => recordedStart === null ? Date.now() : recordedStart + video.currentTime * 1000;
+  // fallBack moves to the sub-stream, once, when the main stream turned
+  // out not to play here and nobody chose it on this page.
+  function fallBack() {
+    stream.chosen = true;
+    current = "sub";
+    $("stream").value = "sub";
+    $("stream-box").title = "This browser cannot decode the main stream";
+    const at = recordedStart === null ? null : shown();
+    tl.load();
+    if (at === null) goLive(); else playAt(at);
+  }
   video.addEventListener("error", () => {
     if (live || recordedStart === null) return;
     const e = video.error;
+    if (e && e.code === MediaError.MEDIA_ERR_SRC_NOT_SUPPORTED && current === "main" && stream.names.includes("sub") && !stream.chosen) {
+      stream.chosen = true;
+      setTimeout(fallBack);
+      return;
+    }
     overlay.textContent = e && e.code === MediaError.MEDIA_ERR_SRC_NOT_SUPPORTED
       ? "No recorded video at this time, or this browser cannot decode it (H.265)." +
         (current === "main" && stream.names.includes("sub") ? " Choose “Sub” under Stream to watch the sub-stream." : "")
