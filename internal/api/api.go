@@ -249,16 +249,25 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
+// StreamJSON is one stream of a camera: its recorder's status and the
+// RFC 6381 codecs parameter of what it sends (from the live hub; empty
+// while nothing usable has arrived, or with live view off), so the UI can
+// pick a stream the browser decodes.
+type StreamJSON struct {
+	recorder.Status
+	Codec string `json:"codec,omitempty"`
+}
+
 // CameraJSON is one camera in GET /api/cameras.
 type CameraJSON struct {
 	Name string `json:"name"`
 	// Status, Reason, BitrateBps and LastFrame describe the main stream.
-	Status     string            `json:"status"`
-	Reason     string            `json:"reason,omitempty"`
-	BitrateBps int64             `json:"bitrate_bps"`
-	LastFrame  time.Time         `json:"last_frame,omitzero"`
-	Streams    []recorder.Status `json:"streams"`
-	Config     CameraConfig      `json:"config"`
+	Status     string       `json:"status"`
+	Reason     string       `json:"reason,omitempty"`
+	BitrateBps int64        `json:"bitrate_bps"`
+	LastFrame  time.Time    `json:"last_frame,omitzero"`
+	Streams    []StreamJSON `json:"streams"`
+	Config     CameraConfig `json:"config"`
 	// Perms is what the asking user may do with the camera.
 	Perms auth.Perm `json:"perms"`
 }
@@ -288,7 +297,11 @@ func (s *Server) cameraList(r *http.Request) []CameraJSON {
 			if i == 0 {
 				cj.Status, cj.Reason, cj.BitrateBps, cj.LastFrame = st.State, st.Reason, st.BitrateBps, st.LastFrame
 			}
-			cj.Streams = append(cj.Streams, st)
+			sj := StreamJSON{Status: st}
+			if i < len(c.Live) && c.Live[i] != nil {
+				sj.Codec = c.Live[i].Codec()
+			}
+			cj.Streams = append(cj.Streams, sj)
 		}
 		out = append(out, cj)
 	}

@@ -194,6 +194,15 @@ func (h *Hub) Reset() {
 	h.stats.Resets++
 }
 
+// Codec returns the RFC 6381 codecs parameter of the track in force (e.g.
+// "avc1.640028"), which a browser checks with MediaSource.isTypeSupported,
+// or "" before the first usable frame of a run. Safe for concurrent use.
+func (h *Hub) Codec() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.init.Codec
+}
+
 // Subscribe adds a viewer. Its first messages are the init segment and,
 // when the hub has one cached, the current GOP from its key frame as one
 // fragment; then every frame published afterwards, each as its own

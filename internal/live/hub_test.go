@@ -30,7 +30,13 @@ func TestSubscribeMidGOP(t *testing.T) {
 			fx := loadFixture(t, tc.fixture)
 			h := NewHub(HubOptions{Camera: "cam", Stream: "main"})
 			const pts0 = 1 << 32 // an extended RTP time far from zero
+			if c := h.Codec(); c != "" {
+				t.Fatalf("Codec() before any frame = %q, want empty", c)
+			}
 			fx.publish(h, 0, 70, pts0)
+			if c := h.Codec(); !strings.HasPrefix(c, tc.codec) {
+				t.Errorf("Codec() = %q, want %s*", c, tc.codec)
+			}
 			v := h.Subscribe()
 			defer v.Close()
 			if h.Viewers() != 1 {

@@ -158,7 +158,11 @@ async function showGrid() {
     return;
   }
   if (cams.length === 0) {
-    grid.innerHTML = `<p>No cameras configured yet. Add them under <code>cameras:</code> in the configuration.</p>`;
+    grid.innerHTML = me.role === "admin" || me.role === "operator"
+      ? `<p class="empty">No cameras yet. Add one under <a href="#/settings">Settings → Add a camera</a>` +
+        (me.role === "admin" ? "." : ", or ask an admin to grant you cameras that are already set up.") + `</p>`
+      : `<p class="empty">No cameras are shared with you yet. Ask an administrator of this Custos to grant ` +
+        `your account (${esc(me.user)}) the cameras you need; they appear here once granted.</p>`;
     return;
   }
   for (const cam of cams) {
@@ -186,6 +190,33 @@ async function showGrid() {
   cleanup.push(() => clearInterval(poll));
 }
 
+// pickStream chooses the stream a camera page shows: the one chosen for
+// this camera before on this browser, else the first that the browser can
+// decode (by the codec the server reports, checked with MediaSource), the
+// sub-stream first on a small screen. It returns {names, initial, why,
+// remember(name)}.
+function pickStream(cam) {
+  const names = cam.streams.map((s) => s.stream);
+  const key = "custos.stream." + cam.name;
+  const remember = (n) => { try { localStorage.setItem(key, n); } catch (_) { /* private mode */ } };
+  let saved = null;
+  try { saved = localStorage.getItem(key); } catch (_) { /* private mode */ }
+  if (names.length < 2) return { names, initial: names[0] || "main", why: "", remember };
+  if (names.includes(saved)) return { names, initial: saved, why: "Chosen on this page before", remember, chosen: true };
+  const MS = window.MediaSource || window.ManagedMediaSource;
+  const plays = (n) => {
+    const c = (cam.streams.find((s) => s.stream === n) || {}).codec;
+    if (!c) return null; // not known yet
+    const type = `video/mp4; codecs="${c}"`;
+    return MS && MS.isTypeSupported ? MS.isTypeSupported(type) : document.createElement("video").canPlayType(type) !== "";
+  };
+  const small = matchMedia("(max-width: 700px), (max-height: 500px)").matches;
+  const main = plays("main"), sub = plays("sub");
+  if (main === false && sub !== false) return { names, initial: "sub", why: "This browser cannot decode the main stream", remember };
+  if (small && sub !== false) return { names, initial: "sub", why: "The sub-stream suits a small screen", remember };
+  return { names, initial: "main", why: "The main stream: full resolution", remember };
+}
+
 // Camera page.
 async function showCamera(name) {
   main.innerHTML = `
@@ -201,6 +232,7 @@ async function showCamera(name) {
         <button id="fwd" type="button" aria-label="Step forward one frame">frame ▶︎</button>
         <button id="next" type="button" aria-label="Next recording">Next »</button>
         <label>Speed <select id="speed"><option>0.5</option><option selected>1</option><option>2</option><option>4</option><option>8</option></select></label>
+        <label id="stream-box" hidden>Stream <select id="stream"><option value="main">Main</option><option value="sub">Sub</option></select></label>
         <label>Zoom <select id="span"><option value="900000" selected>15 min</option><option value="3600000">1 hour</option><option value="21600000">6 hours</option><option value="86400000">1 day</option><option value="604800000">1 week</option></select></label>
         <span id="time" class="time"></span>
       </div>
@@ -209,11 +241,14 @@ async function showCamera(name) {
         <label>From <input id="ex-from" type="datetime-local" step="1" required></label>
         <label>To <input id="ex-to" type="datetime-local" step="1" required></label>
         <button type="button" id="mark-in">Mark in</button><button type="button" id="mark-out">Mark out</button>
+        <button type="button" id="pick" aria-pressed="false">Select on timeline</button>
         <span id="ex-size" role="status"></span>
         <a id="ex-link" class="button" href="#" download hidden>Download MP4</a>
         <label id="lock-box" hidden>Reason <input id="lock-reason" maxlength="500" placeholder="incident, request, case number"></label>
         <button type="button" id="lock" hidden>Lock this range…</button>
-        <p class="hint">Shift-drag on the timeline to select a range. A lock keeps the range from retention until an admin releases it.</p>
+        <p class="hint">To select a range: press “Select on timeline” and tap (or click) its start and then its end, or shift-drag
+          on the timeline; drag the range's handles to adjust it. Exports are of the main stream. A lock keeps the range
+          from retention until an admin releases it.</p>
       </form>
       <section aria-labelledby="locks-h"><h2 id="locks-h" class="sr-only">Evidence locks in view</h2>
         <ul id="locks" class="locks"></ul><p id="lock-msg" role="status" aria-live="polite"></p></section>
@@ -233,13 +268,38 @@ async function showCamera(name) {
   }
   main.querySelector(".cam-head .status").innerHTML = badge(cam);
   const enc = encodeURIComponent(name);
-  let live = null, recordedStart = null; // wall time (ms) of the recorded file's 0
+  // recordedStart is the wall time (ms) of the recorded file's 0: the time
+  // of its first frame as the server reports it (X-Custos-From), which is
+  // later than the time asked for when that falls in a gap.
+  let live = null, recordedStart = null;
+  // The stream shown, live and recorded: the one chosen on this page for
+  // this camera before (remembered in localStorage), else one this
+  // browser can decode, the sub-stream on a small screen.
+  const stream = pickStream(cam);
+  let current = stream.initial;
   const tl = new Timeline($("timeline"), {
     camera: name,
+    stream: () => current,
     onSeek: (t) => playAt(t.getTime()),
     onSelect: (a, b) => setRange(a, b),
     onLocks: (locks) => showLocks(locks),
+    onPick: (on) => { $("pick").setAttribute("aria-pressed", String(on)); },
   });
+  cleanup.push(() => tl.destroy());
+  if (stream.names.length > 1) {
+    $("stream-box").hidden = false;
+    $("stream").value = current;
+    $("stream-box").title = stream.why;
+    $("stream").onchange = () => {
+      current = $("stream").value;
+      stream.remember(current);
+      stream.chosen = true;
+      $("stream-box").title = "Chosen on this page";
+      const at = recordedStart === null ? null : shown();
+      tl.load();
+      if (at === null) goLive(); else playAt(at);
+    };
+  }
   // showLocks lists the evidence locks in view; admins can release them.
   function showLocks(locks) {
     const ul = $("locks");
@@ -268,9 +328,19 @@ async function showCamera(name) {
   }
 
   function goLive() {
+    stopLive();
     recordedStart = null;
+    playSeq++;
     video.removeAttribute("src");
-    live = startLive(video, name, "main", (text) => { overlay.textContent = text; });
+    live = startLive(video, name, current, (text) => {
+      const undecodable = text && /cannot decode/.test(text) && current === "main" && stream.names.includes("sub");
+      if (undecodable && !stream.chosen) { // the codec was not known when the page opened
+        stream.chosen = true;
+        setTimeout(fallBack);
+        return;
+      }
+      overlay.textContent = undecodable ? text + " Choose “Sub” under Stream to watch the sub-stream." : text;
+    });
     mode.textContent = "Live";
     $("live").setAttribute("aria-pressed", "true");
   }
@@ -279,30 +349,72 @@ async function showCamera(name) {
     $("live").setAttribute("aria-pressed", "false");
   }
   // playAt plays recorded video from wall time t (ms): an export of the
-  // next hour, which starts exactly at t.
-  function playAt(t) {
+  // next hour. It starts at t, or at the next recorded frame when t is in
+  // a gap: a HEAD request first asks the server where (X-Custos-From; HEAD
+  // sends no video and is not a viewing), and the page's clock, playhead
+  // and marks count from that time, so they show the frame on screen.
+  let playSeq = 0;
+  async function playAt(t) {
     stopLive();
+    const seq = ++playSeq;
     const to = Math.min(t + 3600e3, Date.now());
-    recordedStart = t;
+    recordedStart = null;
+    video.pause();
+    video.removeAttribute("src");
     overlay.textContent = "Loading…";
-    video.src = `/api/cameras/${enc}/export.mp4?from=${new Date(t).toISOString()}&to=${new Date(to).toISOString()}`;
+    const url = `/api/cameras/${enc}/export.mp4?stream=${current}&from=${new Date(t).toISOString()}&to=${new Date(to).toISOString()}`;
+    let from;
+    try {
+      const r = await api(url, { method: "HEAD" });
+      from = Date.parse(r.headers.get("X-Custos-From"));
+      if (isNaN(from)) throw new Error("the server did not say where the video starts");
+    } catch (e) {
+      if (seq !== playSeq) return;
+      overlay.textContent = e.message.startsWith("404") ? "No recorded video from this time on." : "Playback failed: " + e.message;
+      mode.textContent = "Recorded";
+      return;
+    }
+    if (seq !== playSeq) return; // another seek, or live, came first
+    recordedStart = from;
+    video.src = url;
     video.playbackRate = Number($("speed").value);
     video.play().catch(() => {});
-    mode.textContent = "Recorded: " + new Date(t).toLocaleString();
-    tl.setPlayhead(t);
+    mode.textContent = "Recorded: " + new Date(from).toLocaleString() +
+      (from - t > 1000 ? " (the next recording after the time chosen)" : "");
+    tl.setPlayhead(from);
+  }
+  // shown is the wall time (ms) of what the video shows.
+  const shown = () => recordedStart === null ? Date.now() : recordedStart + video.currentTime * 1000;
+  // fallBack moves to the sub-stream, once, when the main stream turned
+  // out not to play here and nobody chose it on this page.
+  function fallBack() {
+    stream.chosen = true;
+    current = "sub";
+    $("stream").value = "sub";
+    $("stream-box").title = "This browser cannot decode the main stream";
+    const at = recordedStart === null ? null : shown();
+    tl.load();
+    if (at === null) goLive(); else playAt(at);
   }
   video.addEventListener("error", () => {
     if (live || recordedStart === null) return;
     const e = video.error;
+    if (e && e.code === MediaError.MEDIA_ERR_SRC_NOT_SUPPORTED && current === "main" && stream.names.includes("sub") && !stream.chosen) {
+      stream.chosen = true;
+      setTimeout(fallBack);
+      return;
+    }
     overlay.textContent = e && e.code === MediaError.MEDIA_ERR_SRC_NOT_SUPPORTED
-      ? "No recorded video at this time, or this browser cannot decode it (H.265)."
+      ? "No recorded video at this time, or this browser cannot decode it (H.265)." +
+        (current === "main" && stream.names.includes("sub") ? " Choose “Sub” under Stream to watch the sub-stream." : "")
       : "Playback failed: " + (e ? e.message || "media error " + e.code : "unknown error");
   });
   video.addEventListener("playing", () => { overlay.textContent = ""; $("play").textContent = "Pause"; });
   video.addEventListener("pause", () => { $("play").textContent = "Play"; });
   const tick = setInterval(() => {
-    const now = recordedStart === null ? Date.now() : recordedStart + video.currentTime * 1000;
+    const now = shown();
     $("time").textContent = new Date(now).toLocaleString();
+    $("time").dataset.t = Math.round(now);
     if (recordedStart !== null) tl.setPlayhead(now);
   }, 250);
   cleanup.push(() => { clearInterval(tick); stopLive(); });
@@ -317,8 +429,7 @@ async function showCamera(name) {
   $("speed").onchange = () => { video.playbackRate = Number($("speed").value); };
   $("span").onchange = () => tl.setSpan(Number($("span").value));
   const jump = (dir) => {
-    const cur = recordedStart === null ? Date.now() : recordedStart + video.currentTime * 1000;
-    const t = tl.neighbour(cur, dir);
+    const t = tl.neighbour(shown(), dir);
     if (t !== null) playAt(t);
     else mode.textContent = dir > 0 ? "No later recording in view" : "No earlier recording in view";
   };
@@ -375,13 +486,13 @@ async function showCamera(name) {
   };
   $("ex-from").onchange = sizeRange;
   $("ex-to").onchange = sizeRange;
-  const now = () => new Date(recordedStart === null ? Date.now() : recordedStart + video.currentTime * 1000);
-  $("mark-in").onclick = () => { $("ex-from").value = toLocal(now()); sizeRange(); };
-  $("mark-out").onclick = () => { $("ex-to").value = toLocal(now()); sizeRange(); };
+  $("mark-in").onclick = () => { $("ex-from").value = toLocal(new Date(shown())); sizeRange(); };
+  $("mark-out").onclick = () => { $("ex-to").value = toLocal(new Date(shown())); sizeRange(); };
+  $("pick").onclick = () => { tl.pick(tl.picking === null); };
   setRange(new Date(Date.now() - 600e3), new Date());
   goLive();
   // For tests and the curious: the page's state.
-  window.custos = { timeline: tl, video, recordedStart: () => recordedStart, live: () => live !== null };
+  window.custos = { timeline: tl, video, recordedStart: () => recordedStart, shown, live: () => live !== null, stream: () => current };
 }
 
 // Settings: storage status and each camera's configuration (read-only
@@ -398,6 +509,34 @@ function route() {
   else showGrid();
   main.focus({ preventScroll: true });
 }
+// labelCells gives every cell of a table with a header row the name of its
+// column (data-label), which the phone layout shows in front of the value
+// (app.css): the pages build their tables as plain HTML, this runs after
+// them. A tap on a cut-off detail cell shows it whole.
+function labelCells() {
+  for (const table of main.querySelectorAll("table:not(.grants)")) {
+    const head = table.tHead && table.tHead.rows[0];
+    if (!head) continue;
+    const names = [...head.cells].map((c) => (c.querySelector(".sr-only") ? "" : c.textContent.trim()));
+    for (const body of table.tBodies) {
+      for (const row of body.rows) {
+        [...row.cells].forEach((c, i) => {
+          if (names[i] && c.tagName === "TD" && c.dataset.label !== names[i]) c.dataset.label = names[i];
+        });
+      }
+    }
+  }
+}
+let labelQueued = false;
+new MutationObserver(() => {
+  if (labelQueued) return;
+  labelQueued = true;
+  requestAnimationFrame(() => { labelQueued = false; labelCells(); });
+}).observe(main, { childList: true, subtree: true });
+main.addEventListener("click", (e) => {
+  const d = e.target.closest && e.target.closest("td.detail");
+  if (d) d.classList.toggle("open");
+});
 window.addEventListener("hashchange", route);
 // Leaving the page ends its live views at once (the server records each
 // view's end; a page kept in the back-forward cache would hold them open).
