@@ -86,6 +86,10 @@ type server struct {
 	auth  *auth.Service
 	audit *audit.Log
 	tls   bool
+	// checkpoint signs every chain's head and the audit log's each
+	// minute and at stop; journal is the chains' second copy.
+	checkpoint *evidence.Checkpointer
+	journal    *evidence.Journal
 	// adminPassword is the password of the first admin when this start
 	// created it (from CUSTOS_ADMIN_PASSWORD or generated).
 	adminPassword string
@@ -132,18 +136,31 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		fmt.Fprintf(e.stdout, "custos: created the node signing key %s\n        public key %s (custos key show prints it)\n",
 			nodeKeyPath(cfg), integrity.PublicKeyString(key.Public().(ed25519.PublicKey)))
 	}
-	chains := &evidence.Chains{Store: idx, Key: key}
+	journal, err := evidence.OpenJournal(filepath.Join(cfg.DataDir, "chains.log"))
+	if err != nil {
+		idx.Close()
+		return nil, err
+	}
+	if _, err := journal.CatchUp(ctx, idx, e.log); err != nil {
+		journal.Close()
+		idx.Close()
+		return nil, err
+	}
+	chains := &evidence.Chains{Store: idx, Key: key, Journal: journal}
 	if err := recorder.Recover(ctx, idx, disks, e.log, chains); err != nil {
+		journal.Close()
 		idx.Close()
 		return nil, fmt.Errorf("recover unfinished segments: %w", err)
 	}
 	authSvc, err := auth.New(idx, auth.Options{})
 	if err != nil {
+		journal.Close()
 		idx.Close()
 		return nil, err
 	}
-	auditLog, err := audit.Open(ctx, idx, filepath.Join(cfg.DataDir, "audit.log"), nil)
+	auditLog, err := audit.OpenWith(ctx, idx, filepath.Join(cfg.DataDir, "audit.log"), nil, audit.Options{Logger: e.log})
 	if err != nil {
+		journal.Close()
 		idx.Close()
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
@@ -151,6 +168,7 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 	created, generated, err := authSvc.Bootstrap(ctx, adminPass)
 	if err != nil {
 		auditLog.Close()
+		journal.Close()
 		idx.Close()
 		return nil, err
 	}
@@ -165,6 +183,7 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		if _, err := auditLog.Append(ctx, audit.Entry{Action: audit.UserAdd, Result: "ok",
 			Detail: map[string]string{"user": "admin", "role": "admin", "reason": "first start"}}); err != nil {
 			auditLog.Close()
+			journal.Close()
 			idx.Close()
 			return nil, fmt.Errorf("audit: %w", err)
 		}
@@ -174,18 +193,33 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 	if _, err := auditLog.Append(ctx, audit.Entry{Action: audit.Start, Result: "ok",
 		Detail: map[string]string{"cameras": strconv.Itoa(len(cfg.Cameras)), "listen": cfg.Listen}}); err != nil {
 		auditLog.Close()
+		journal.Close()
 		idx.Close()
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &server{idx: idx, cancel: cancel, auth: authSvc, audit: auditLog, adminPassword: adminPass}
+	s := &server{idx: idx, cancel: cancel, auth: authSvc, audit: auditLog, adminPassword: adminPass, journal: journal}
+	s.checkpoint = &evidence.Checkpointer{Store: idx, Key: key, Path: filepath.Join(cfg.DataDir, "checkpoint.json"), Logger: e.log,
+		AuditHead: func(ctx context.Context) (int64, []byte, error) {
+			last, ok, err := idx.LastAudit(ctx)
+			if err != nil || !ok {
+				return 0, nil, err
+			}
+			return last.Seq, last.Hash, nil
+		}}
 	fail := func(err error) (*server, error) {
 		cancel()
 		s.wg.Wait()
 		auditLog.Close()
+		journal.Close()
 		idx.Close()
 		return nil, err
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.checkpoint.Run(rctx, evidence.CheckpointEvery, e.log)
+	}()
 	// A failed write (a full disk) asks retention for a pass at once.
 	kick := make(chan struct{}, 1)
 	onWriteError := func(error) {
@@ -312,7 +346,9 @@ func (s *server) stop() error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.http.Shutdown(sctx)
-	return errors.Join(s.audit.Close(), s.idx.Close())
+	// The last checkpoint covers everything recorded and audited.
+	_, cerr := s.checkpoint.Sign(sctx)
+	return errors.Join(cerr, s.audit.Close(), s.journal.Close(), s.idx.Close())
 }
 
 // retentionEvery is how often retention runs while serving.

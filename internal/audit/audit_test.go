@@ -425,15 +425,16 @@ func TestOpenRepairsCrash(t *testing.T) {
 	}
 	lines := readLines(t, base)
 	for _, tc := range []struct {
-		name string
-		file string
+		name   string
+		file   string
+		copied int // entries copied from the store: recorded in an audit_repair entry
 	}{
-		{"torn last line", strings.Join(lines[:9], "") + lines[9][:len(lines[9])/2]},
-		{"torn line after the last", string(want) + `{"seq":11,"at":"2026`},
-		{"last line without newline", strings.TrimSuffix(string(want), "\n")},
-		{"missing last 3", strings.Join(lines[:7], "")},
-		{"missing 3 and torn", strings.Join(lines[:7], "") + lines[7][:5]},
-		{"empty", ""},
+		{"torn last line", strings.Join(lines[:9], "") + lines[9][:len(lines[9])/2], 1},
+		{"torn line after the last", string(want) + `{"seq":11,"at":"2026`, 0},
+		{"last line without newline", strings.TrimSuffix(string(want), "\n"), 1},
+		{"missing last 3", strings.Join(lines[:7], ""), 3},
+		{"missing 3 and torn", strings.Join(lines[:7], "") + lines[7][:5], 3},
+		{"empty", "", 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := copyDir(t, base)
@@ -448,15 +449,39 @@ func TestOpenRepairsCrash(t *testing.T) {
 				t.Fatalf("Open: %v", err)
 			}
 			got, _ := os.ReadFile(path)
-			if !bytes.Equal(got, want) {
-				t.Errorf("repaired file:\n%s\nwant:\n%s", got, want)
+			if !bytes.HasPrefix(got, want) {
+				t.Errorf("repaired file:\n%s\nwant it to start with:\n%s", got, want)
+			}
+			next := int64(11)
+			if tc.copied > 0 {
+				// The copy is on record, in both copies.
+				rest := string(got[len(want):])
+				within := `"within_bound":"yes"`
+				if tc.copied > audit.MaxTornTail {
+					within = `"within_bound":"no"`
+				}
+				if !strings.Contains(rest, `"action":"audit_repair"`) || !strings.Contains(rest, fmt.Sprintf(`"count":"%d"`, tc.copied)) ||
+					!strings.Contains(rest, within) {
+					t.Errorf("no audit_repair entry for %d entries after the copy: %q", tc.copied, rest)
+				}
+				next = 12
+			} else if len(got) != len(want) {
+				t.Errorf("file grew without a copy: %q", got[len(want):])
 			}
 			e, err := l.Append(ctx, sampleEntry(10))
-			if err != nil || e.Seq != 11 {
+			if err != nil || e.Seq != next {
 				t.Fatalf("Append after repair: %+v, %v", e, err)
 			}
 			l.Close()
-			if rep := verifyDir(t, dir); !rep.OK || rep.Entries != 11 {
+			rep := verifyDir(t, dir)
+			if tc.copied > audit.MaxTornTail {
+				// More than crashes leave: only the index vouches for them.
+				if rep.OK || !strings.Contains(rep.Problem, "only the index vouches") || rep.Seq != 1 {
+					t.Fatalf("Verify after a copy beyond the bound = %+v", rep)
+				}
+				return
+			}
+			if !rep.OK || rep.Entries != int(next) || len(rep.Repairs) != min(tc.copied, 1) {
 				t.Fatalf("Verify after repair = %+v", rep)
 			}
 		})
@@ -696,4 +721,81 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*2000)/b.Elapsed().Seconds(), "entries/s")
+}
+
+// TestOpenDoesNotLaunderIndexOnlyEntries: entries that only the index
+// holds, far more than a crash can leave (2,024 here: an index rewritten,
+// or the file cut), used to be copied into audit.log at Open without a
+// trace, after which both copies agreed and Verify passed. Now the copy
+// is recorded as an audit_repair entry and Verify reports it.
+func TestOpenDoesNotLaunderIndexOnlyEntries(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	es := buildLog(t, dir, 6)
+	st := openStore(t, dir)
+	prev, now := es[len(es)-1].Hash, clock()
+	for i := range 2024 {
+		e := sampleEntry(i)
+		e.Seq, e.Time, e.Prev = int64(7+i), time.Unix(0, now().UnixNano()).UTC(), prev
+		e.Hash = e.ComputeHash()
+		if err := st.AppendAudit(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		prev = e.Hash
+	}
+	l, err := audit.Open(ctx, st, filepath.Join(dir, logName), clock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	st.Close()
+	lines := readLines(t, dir)
+	last := lines[len(lines)-2]
+	if !strings.Contains(last, `"action":"audit_repair"`) || !strings.Contains(last, `"from":"7"`) || !strings.Contains(last, `"to":"2030"`) ||
+		!strings.Contains(last, `"count":"2024"`) || !strings.Contains(last, `"within_bound":"no"`) {
+		t.Fatalf("the copy is not on record: last line %q", last)
+	}
+	rep := verifyDir(t, dir)
+	if rep.OK || rep.Seq != 7 || !strings.Contains(rep.Problem, "entries 7 to 2030 (2024) were missing from the file and copied from the index") {
+		t.Fatalf("Verify = %+v", rep)
+	}
+}
+
+// TestVerifySignedHead: the same tail cut from both copies used to leave
+// a shorter log that verified; with a signed head naming a later entry,
+// Verify reports the cut. A head that the chain reaches passes, and one
+// whose hash differs is reported as altered.
+func TestVerifySignedHead(t *testing.T) {
+	ctx := context.Background()
+	base := t.TempDir()
+	es := buildLog(t, base, 10)
+	signed := &audit.SignedHead{Seq: 8, Hash: es[7].Hash, SignedAt: es[7].Time}
+	verifyWith := func(dir string, s *audit.SignedHead) audit.Report {
+		st := openStore(t, dir)
+		defer st.Close()
+		rep, err := audit.VerifySettleWith(ctx, st, filepath.Join(dir, logName), 50*time.Millisecond, audit.VerifyOptions{Signed: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	if rep := verifyWith(base, signed); !rep.OK || rep.SignedSeq != 8 {
+		t.Fatalf("intact log: %+v", rep)
+	}
+	// Cut entries 7 to 10 from both copies.
+	cut := copyDir(t, base)
+	tamperDB(t, cut, `DELETE FROM audit WHERE seq > 6`)
+	writeLines(t, cut, readLines(t, cut)[:6])
+	if rep := verifyDir(t, cut); !rep.OK {
+		t.Fatalf("without a signed head the cut is invisible, as before: %+v", rep)
+	}
+	rep := verifyWith(cut, signed)
+	if rep.OK || rep.Seq != 8 || !strings.Contains(rep.Problem, "names entry 8, but both copies end at entry 6: entries 7 to 8 removed from both copies") {
+		t.Fatalf("cut tail: %+v", rep)
+	}
+	bad := *signed
+	bad.Hash = es[6].Hash
+	if rep := verifyWith(base, &bad); rep.OK || !strings.Contains(rep.Problem, "entry 8 differs from the one the signed checkpoint") {
+		t.Fatalf("other hash: %+v", rep)
+	}
 }

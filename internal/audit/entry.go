@@ -62,6 +62,9 @@ const (
 	Start           = "start"
 	EvidenceLock    = "evidence_lock"
 	EvidenceUnlock  = "evidence_unlock"
+	// AuditRepair records that Open copied entries the file lacked from
+	// the index into audit.log (detail: from, to, count, within_bound).
+	AuditRepair = "audit_repair"
 )
 
 // Results.
@@ -80,6 +83,7 @@ var actions = map[string]bool{
 	TokenAdd: true, TokenDelete: true, RetentionDelete: true,
 	Check: true, Repair: true, Probe: true, AuditRead: true, Start: true,
 	EvidenceLock: true, EvidenceUnlock: true,
+	AuditRepair: true,
 }
 
 // HashSize is the length of Entry.Prev and Entry.Hash.

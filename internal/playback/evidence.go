@@ -156,7 +156,7 @@ func (s *Source) Evidence(ctx context.Context, camera, stream string, from, to t
 func (s *Source) evidenceSegment(ctx context.Context, streamID int64, row store.Segment, chains ChainReader) (*evidenceSeg, error) {
 	entry, head, err := chains.ChainSegment(ctx, streamID, row.Key)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &Error{Status: 409, Message: fmt.Sprintf("segment %s has no hash chain entry (recorded before hash chains, or cut short by a crash): it cannot be exported as evidence", row.Key)}
+		return nil, &Error{Status: 409, Message: fmt.Sprintf("segment %s has no hash chain entry (recorded before hash chains, cut short by a crash, or its index rebuilt without a trustworthy chains.log: custos check --repair names the reason): it cannot be exported as evidence", row.Key)}
 	}
 	if err != nil {
 		return nil, err
