@@ -95,7 +95,7 @@ func runAuditVerify(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "repair: %s\n", r)
 	}
 	if note != "" {
-		fmt.Fprintln(e.stdout, note)
+		fmt.Fprintln(e.stderr, note)
 	}
 	if !rep.OK {
 		fmt.Fprintf(e.stdout, "audit log FAILED: %s\n", rep.Problem)
