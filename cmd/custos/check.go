@@ -95,7 +95,11 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 			for _, p := range cr.Problems {
 				fmt.Fprintf(e.stdout, "chain not restored: %s\n", p)
 			}
-			for _, p := range rr.Unmatched {
+			for i, p := range rr.Unmatched {
+				if i == maxListed {
+					fmt.Fprintf(e.stdout, "no trusted chain entry: %d more segments (for reasons like those above)\n", len(rr.Unmatched)-i)
+					break
+				}
 				fmt.Fprintf(e.stdout, "no trusted chain entry: %s\n", p)
 			}
 			fmt.Fprintf(e.stdout, "restored %d hash chain entries of %d streams from %s; %d segments match their entry\n", cr.Entries, cr.Streams, journalPath, rr.Matched)
@@ -169,6 +173,11 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	}
 	return nil
 }
+
+// maxListed bounds how many segments without a trusted chain entry
+// check --repair lists one by one (an index from before chains.log has
+// thousands, all for the same reason).
+const maxListed = 50
 
 // loadTails reads the signed checkpoint and the chain journal that
 // VerifyStored compares the chains' ends with, and returns the problems

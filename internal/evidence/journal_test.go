@@ -167,3 +167,24 @@ func TestCheckpointerSigns(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkJournalAppend measures one journal line (a segment entry with
+// its head), written and fsynced: the cost added to each segment close.
+func BenchmarkJournalAppend(b *testing.B) {
+	j, err := evidence.OpenJournal(filepath.Join(b.TempDir(), "chains.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	_, key, _ := ed25519.GenerateKey(nil)
+	e := integrity.Entry{Seq: 1, Kind: integrity.KindSegment, Camera: "door", Stream: "main", At: time.Now().UTC(),
+		Key: "door/main/2026-11-29/1796303504596-r11-1.mp4", WallDurNS: 60e9, Dur90k: 5400000, Frames: 1500, Bytes: 30 << 20}
+	e.Hash = e.ComputeHash()
+	h := &integrity.Head{Camera: "door", Stream: "main", Seq: 1, Hash: e.Hash, SignedAt: time.Now().UTC()}
+	integrity.SignHead(key, h)
+	for b.Loop() {
+		if err := j.Append(e, h); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
