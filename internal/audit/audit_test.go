@@ -799,3 +799,44 @@ func TestVerifySignedHead(t *testing.T) {
 		t.Fatalf("other hash: %+v", rep)
 	}
 }
+
+// TestAppendRecordsForeignCopy: entries that appear in the index only
+// while a Log is open (another writer that crashed, or someone writing
+// the index) are copied by the next Append, which records the copy.
+func TestAppendRecordsForeignCopy(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	defer st.Close()
+	l, err := audit.Open(ctx, st, filepath.Join(dir, logName), clock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	first, err := l.Append(ctx, sampleEntry(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, now := first.Hash, clock()
+	for i := range 20 {
+		e := sampleEntry(i + 1)
+		e.Seq, e.Time, e.Prev = int64(2+i), time.Unix(0, now().UnixNano()).UTC(), prev
+		e.Hash = e.ComputeHash()
+		if err := st.AppendAudit(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		prev = e.Hash
+	}
+	e, err := l.Append(ctx, sampleEntry(30))
+	if err != nil || e.Seq != 23 {
+		t.Fatalf("Append: %+v, %v", e, err)
+	}
+	lines := readLines(t, dir)
+	if len(lines) != 24 || !strings.Contains(lines[21], `"action":"audit_repair"`) || !strings.Contains(lines[21], `"from":"2"`) ||
+		!strings.Contains(lines[21], `"to":"21"`) || !strings.Contains(lines[21], `"within_bound":"no"`) {
+		t.Fatalf("file after the copy: %d lines, line 22 %q", len(lines), lines[min(21, len(lines)-1)])
+	}
+	if rep := verifyDir(t, dir); rep.OK || rep.Seq != 2 || !strings.Contains(rep.Problem, "only the index vouches") {
+		t.Fatalf("Verify = %+v", rep)
+	}
+}

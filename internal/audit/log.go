@@ -42,6 +42,9 @@ type Log struct {
 	fileSeq  int64    // seq of the file's last line (0: empty)
 	lastSeq  int64    // seq of the store's last entry
 	lastHash []byte   // its hash (zero hash when empty)
+	// ownFrom..ownTo are entries this Log stored but could not write
+	// to the file (0: none).
+	ownFrom, ownTo int64
 
 	log *slog.Logger
 }
@@ -121,14 +124,21 @@ func (l *Log) recordRepair(ctx context.Context, from, to int64) error {
 	} else {
 		l.log.Error("audit log: the file lacked more entries than a crash can leave; copied them from the index, recorded as an audit_repair entry (run custos audit verify)", args...)
 	}
+	_, err := l.Append(ctx, l.repairEntry(from, to))
+	return err
+}
+
+// repairEntry is the AuditRepair entry for a copy of entries from..to
+// from the store into the file.
+func (l *Log) repairEntry(from, to int64) Entry {
+	n := to - from + 1
 	yn := "yes"
-	if !within {
+	if n > MaxTornTail {
 		yn = "no"
 	}
-	_, err := l.Append(ctx, Entry{Action: AuditRepair, Addr: "local", Result: ResultOK, Detail: map[string]string{
+	return Entry{Action: AuditRepair, Addr: "local", Result: ResultOK, Detail: map[string]string{
 		"from": strconv.FormatInt(from, 10), "to": strconv.FormatInt(to, 10), "count": strconv.FormatInt(n, 10),
-		"within_bound": yn, "copied": "index to audit.log"}})
-	return err
+		"within_bound": yn, "copied": "index to audit.log"}}
 }
 
 // open checks and repairs the file's tail; from..to are the entries it
@@ -339,6 +349,23 @@ func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
 	if err := l.syncOthers(ctx); err != nil {
 		return Entry{}, fmt.Errorf("audit %s: %w", e.Action, err)
 	}
+	if l.fileSeq < l.lastSeq && !(l.ownFrom == l.fileSeq+1 && l.ownTo == l.lastSeq) {
+		// Entries another writer put in the store but not the file: the
+		// same copy Open makes, recorded the same way.
+		from, to := l.fileSeq+1, l.lastSeq
+		if err := l.catchUp(context.WithoutCancel(ctx), to); err != nil {
+			return Entry{}, fmt.Errorf("audit %s: %w", e.Action, err)
+		}
+		if _, err := l.put(ctx, l.repairEntry(from, to)); err != nil {
+			return Entry{}, fmt.Errorf("audit %s: %w", e.Action, err)
+		}
+	}
+	return l.put(ctx, e)
+}
+
+// put appends e (validated) to the store, then the file, with l.mu and
+// the file lock held and the store's head read.
+func (l *Log) put(ctx context.Context, e Entry) (Entry, error) {
 	e.Seq = l.lastSeq + 1
 	e.Time = time.Unix(0, l.now().UnixNano()).UTC()
 	e.Prev = slices.Clone(l.lastHash)
@@ -352,7 +379,9 @@ func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
 	}
 	if err := l.st.AppendAudit(ctx, e); err != nil {
 		// The commit may have happened all the same (a context ended
-		// during it): the next append rereads the store's head anyway.
+		// during it): the next append rereads the store's head anyway,
+		// and writes the entry to the file as this Log's own.
+		l.owe(e.Seq)
 		return Entry{}, fmt.Errorf("audit %s: %w", e.Action, err)
 	}
 	l.lastSeq, l.lastHash = e.Seq, e.Hash
@@ -360,14 +389,26 @@ func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
 	fctx := context.WithoutCancel(ctx)
 	if l.fileSeq != e.Seq-1 {
 		if err := l.catchUp(fctx, e.Seq-1); err != nil {
+			l.owe(e.Seq)
 			return e, fmt.Errorf("audit %s: entry %d is in the store but not the file: %w", e.Action, e.Seq, err)
 		}
 	}
 	if err := l.writeFile(b); err != nil {
+		l.owe(e.Seq)
 		return e, fmt.Errorf("audit %s: entry %d is in the store but not the file: %w", e.Action, e.Seq, err)
 	}
 	l.fileSeq = e.Seq
+	l.ownFrom, l.ownTo = 0, 0
 	return e, nil
+}
+
+// owe notes that this Log stored entry seq but could not write it to
+// the file: the next append writes it without an audit_repair entry.
+func (l *Log) owe(seq int64) {
+	if l.ownFrom == 0 || l.ownFrom <= l.fileSeq {
+		l.ownFrom = seq
+	}
+	l.ownTo = seq
 }
 
 // Query returns the entries matching f, newest first, from the store
