@@ -125,6 +125,10 @@ func signedAuditHead(cfg *config.Config) (*audit.SignedHead, string, error) {
 	path := filepath.Join(cfg.DataDir, "checkpoint.json")
 	cp, err := integrity.ReadCheckpoint(path)
 	if errors.Is(err, os.ErrNotExist) {
+		// custos serve creates chains.log, then signs a checkpoint at once.
+		if _, jerr := os.Stat(filepath.Join(cfg.DataDir, "chains.log")); jerr == nil {
+			return nil, "", fmt.Errorf("no signed checkpoint at %s although custos serve has run (chains.log exists): removed? entries cut from the end of both copies cannot be ruled out", path)
+		}
 		return nil, "no signed checkpoint at " + path + " (custos serve signs one every minute): entries cut from the end of both copies cannot be detected", nil
 	}
 	if err != nil {

@@ -125,7 +125,7 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		rep.Problems = append(rep.Problems, check.Problem{What: p})
 	}
 	// The run itself goes on record.
-	log, err := audit.Open(ctx, idx, auditPath, nil)
+	log, err := audit.OpenWith(ctx, idx, auditPath, nil, audit.Options{Logger: e.log})
 	if err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}

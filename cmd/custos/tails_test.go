@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/custos-nvr/custos/internal/config"
+	"github.com/custos-nvr/custos/internal/integrity"
 	"github.com/custos-nvr/custos/internal/sim"
 	"github.com/custos-nvr/custos/internal/store"
 	"github.com/custos-nvr/custos/internal/store/sqlite"
@@ -148,5 +149,33 @@ func TestChainsSurviveIndexLossAndTailCut(t *testing.T) {
 	code, out, _ = runCLI(t, "check", "--config", cfgPath)
 	if code == 0 || !strings.Contains(out, "chain of door/main: entry 2 records segment "+segs[0].Key) || !strings.Contains(out, "the index has no row for it and the chain no deletion (removed)") {
 		t.Fatalf("check after removing a segment's file and row: exit %d\n%s", code, out)
+	}
+
+	// 4. The audit log, cut to the same length in both copies before the
+	// entry the last checkpoint names (the server's stop), used to
+	// verify; now custos audit verify names the cut.
+	if code, out, errOut := runCLI(t, "audit", "verify", "--config", cfgPath); code != 0 || !strings.Contains(out, "of the checkpoint signed at") {
+		t.Fatalf("audit verify before the cut: %d\n%s%s", code, out, errOut)
+	}
+	cp, err := integrity.ReadCheckpoint(filepath.Join(dir, "checkpoint.json"))
+	if err != nil || cp.AuditSeq < 3 {
+		t.Fatalf("checkpoint: %+v, %v", cp, err)
+	}
+	keep := cp.AuditSeq - 2
+	db, err = sql.Open("sqlite", filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"DROP TRIGGER audit_no_delete", fmt.Sprintf("DELETE FROM audit WHERE seq > %d", keep)} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	auditLines, _ := os.ReadFile(filepath.Join(dir, "audit.log"))
+	os.WriteFile(filepath.Join(dir, "audit.log"), []byte(strings.Join(strings.SplitAfter(string(auditLines), "\n")[:keep], "")), 0o600)
+	code, out, _ = runCLI(t, "audit", "verify", "--config", cfgPath)
+	if want := fmt.Sprintf("names entry %d, but both copies end at entry %d", cp.AuditSeq, keep); code == 0 || !strings.Contains(out, want) {
+		t.Fatalf("audit verify after cutting both copies: exit %d\n%s\nwant %q", code, out, want)
 	}
 }
