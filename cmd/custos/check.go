@@ -112,7 +112,10 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	// The hash chains: links, the newest head's signature, their ends
 	// against the checkpoint and the journal and, unless --no-hash, every
 	// closed segment's bytes against its chain entry.
-	cp, journal, tailProblems := loadTails(cfg.DataDir, pub)
+	cp, journal, tailProblems, err := loadTails(ctx, idx, cfg.DataDir, pub)
+	if err != nil {
+		return err
+	}
 	chainRep, err := evidence.VerifyStored(ctx, idx, disks, evidence.StoredOptions{Key: pub, HashFiles: !*noHash, Checkpoint: cp, Journal: journal})
 	if err != nil {
 		return fmt.Errorf("verify hash chains: %w", err)
@@ -183,10 +186,26 @@ const maxListed = 50
 // VerifyStored compares the chains' ends with, and returns the problems
 // with them: a checkpoint that does not verify, or none although the
 // journal shows that a server of this version ran (it signs one at start).
-func loadTails(dataDir string, pub ed25519.PublicKey) (*integrity.Checkpoint, map[string][]evidence.JournalEntry, []string) {
+func loadTails(ctx context.Context, idx *sqlite.Store, dataDir string, pub ed25519.PublicKey) (*integrity.Checkpoint, map[string][]evidence.JournalEntry, []string, error) {
 	var problems []string
 	cpPath, jPath := filepath.Join(dataDir, "checkpoint.json"), filepath.Join(dataDir, "chains.log")
-	journal, jerr := evidence.ReadJournal(jPath)
+	// Of the journal, only what lies past each chain's end in the index
+	// (and each stream's last line) is needed.
+	streams, err := idx.Streams(ctx)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("list streams: %w", err)
+	}
+	after := map[string]int64{}
+	for _, st := range streams {
+		e, ok, err := idx.LastChainEntry(ctx, st.ID)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if ok {
+			after[st.Camera+"/"+st.Name] = e.Seq
+		}
+	}
+	journal, jerr := evidence.ReadJournalAfter(jPath, after)
 	if jerr != nil && !errors.Is(jerr, os.ErrNotExist) {
 		problems = append(problems, fmt.Sprintf("the chain journal cannot be read: %v", jerr))
 	}
@@ -206,7 +225,7 @@ func loadTails(dataDir string, pub ed25519.PublicKey) (*integrity.Checkpoint, ma
 			cp = nil
 		}
 	}
-	return cp, journal, problems
+	return cp, journal, problems, nil
 }
 
 // setAsideIndex renames an existing index (and its WAL files) out of the

@@ -119,6 +119,12 @@ func TestChainsSurviveIndexLossAndTailCut(t *testing.T) {
 		}
 	}
 	db.Close()
+	// With chains.log intact, it names what went.
+	code, out, _ = runCLI(t, "check", "--config", cfgPath)
+	if code == 0 || !strings.Contains(out, "chain of door/main: chains.log goes on to entry 8, but the index ends at entry 2: entries removed from the index (chains.log: entries 3 to 8, ") ||
+		!strings.Contains(out, "segments "+keys[0]+", "+keys[1]+", "+keys[2]) {
+		t.Fatalf("check after removing the newest three segments: exit %d\n%s", code, out)
+	}
 	journal, err := os.ReadFile(filepath.Join(dir, "chains.log"))
 	if err != nil {
 		t.Fatal(err)

@@ -140,6 +140,14 @@ func (j *Journal) Close() error {
 // verify the chains (integrity.VerifyChain does). A missing file is an
 // error wrapping os.ErrNotExist.
 func ReadJournal(path string) (map[string][]JournalEntry, error) {
+	return ReadJournalAfter(path, nil)
+}
+
+// ReadJournalAfter is ReadJournal keeping, of each stream's entries, only
+// its last one and those with a seq above after["camera/stream"] (nil:
+// all), so that memory follows what is compared, not the file's size. It
+// reads the whole file, streaming.
+func ReadJournalAfter(path string, after map[string]int64) (map[string][]JournalEntry, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -161,7 +169,11 @@ func ReadJournal(path string) (map[string][]JournalEntry, error) {
 		}
 		je.Line = line
 		k := je.Entry.Camera + "/" + je.Entry.Stream
-		out[k] = append(out[k], je)
+		jl := out[k]
+		if after != nil && len(jl) > 0 && jl[len(jl)-1].Entry.Seq <= after[k] {
+			jl = jl[:len(jl)-1] // only kept as the last one so far
+		}
+		out[k] = append(jl, je)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -109,6 +110,20 @@ func TestJournalCopiesTheChain(t *testing.T) {
 	}
 	if err := integrity.VerifyHead(r.key.Public().(ed25519.PublicKey), jl[3].Head); err != nil {
 		t.Errorf("journal head: %v", err)
+	}
+	// What check keeps: the entries past the index's end, and the last.
+	for after, want := range map[int64][]int64{2: {3, 4}, 4: {4}, 10: {4}, 0: {1, 2, 3, 4}} {
+		got, err := evidence.ReadJournalAfter(r.path, map[string]int64{"door/main": after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []int64
+		for _, je := range got["door/main"] {
+			seqs = append(seqs, je.Entry.Seq)
+		}
+		if fmt.Sprint(seqs) != fmt.Sprint(want) {
+			t.Errorf("after %d: kept %v, want %v", after, seqs, want)
+		}
 	}
 }
 
