@@ -136,10 +136,25 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		fmt.Fprintf(e.stdout, "custos: created the node signing key %s\n        public key %s (custos key show prints it)\n",
 			nodeKeyPath(cfg), integrity.PublicKeyString(key.Public().(ed25519.PublicKey)))
 	}
+	// The first start with a journal (neither it nor a checkpoint yet)
+	// copies the chains recorded so far into it.
+	_, jerr := os.Stat(filepath.Join(cfg.DataDir, "chains.log"))
+	_, cerr := os.Stat(filepath.Join(cfg.DataDir, "checkpoint.json"))
 	journal, err := evidence.OpenJournal(filepath.Join(cfg.DataDir, "chains.log"))
 	if err != nil {
 		idx.Close()
 		return nil, err
+	}
+	if errors.Is(jerr, os.ErrNotExist) && errors.Is(cerr, os.ErrNotExist) {
+		n, err := journal.Seed(ctx, idx)
+		if err != nil {
+			journal.Close()
+			idx.Close()
+			return nil, err
+		}
+		if n > 0 {
+			e.log.Warn("chain journal: first start with chains.log; copied the chains recorded so far from the index", "entries", n)
+		}
 	}
 	if _, err := journal.CatchUp(ctx, idx, e.log); err != nil {
 		journal.Close()

@@ -86,9 +86,62 @@ func OpenJournal(path string) (*Journal, error) {
 	return &Journal{path: path, f: f}, nil
 }
 
-// Append writes e (and the head signed with it, if any) as one line and
-// fsyncs. It blocks on I/O.
-func (j *Journal) Append(e integrity.Entry, h *integrity.Head) error {
+// Seed fills an empty journal with every chain entry the index holds:
+// what the first start of a version with a journal does, so that chains
+// recorded before it can be rebuilt too. The journal must be empty (an
+// error otherwise) and nothing may append meanwhile. It writes all lines,
+// then fsyncs once, and returns how many it wrote.
+func (j *Journal) Seed(ctx context.Context, idx JournalSource) (int, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	fi, err := j.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if fi.Size() != 0 {
+		return 0, fmt.Errorf("chain journal %s is not empty: not seeding it", j.path)
+	}
+	streams, err := idx.Streams(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("seed chain journal: %w", err)
+	}
+	w := bufio.NewWriterSize(j.f, 1<<20)
+	n := 0
+	for _, st := range streams {
+		for after := int64(0); ; {
+			es, hs, err := idx.ChainEntries(ctx, st.ID, after, 1000)
+			if err != nil {
+				return n, fmt.Errorf("seed chain journal: %w", err)
+			}
+			if len(es) == 0 {
+				break
+			}
+			for i := range es {
+				b, err := journalBytes(es[i], hs[i])
+				if err != nil {
+					return n, err
+				}
+				if _, err := w.Write(b); err != nil {
+					return n, fmt.Errorf("seed chain journal %s: %w", j.path, err)
+				}
+				n++
+			}
+			after = es[len(es)-1].Seq
+		}
+	}
+	err = w.Flush()
+	if err == nil {
+		err = j.f.Sync()
+	}
+	if err != nil {
+		j.f.Truncate(0)
+		return 0, fmt.Errorf("seed chain journal %s: %w", j.path, err)
+	}
+	return n, nil
+}
+
+// journalBytes is e's line, newline included.
+func journalBytes(e integrity.Entry, h *integrity.Head) ([]byte, error) {
 	l := journalLine{Seq: e.Seq, Kind: e.Kind, Camera: e.Camera, Stream: e.Stream, At: e.At.UTC().Format(time.RFC3339Nano),
 		Key: e.Key, WallDurNS: e.WallDurNS, Dur90k: e.Dur90k, Frames: e.Frames, Bytes: e.Bytes,
 		SegmentHash: hex.EncodeToString(e.SegmentHash[:]), InitHash: hex.EncodeToString(e.InitHash[:]),
@@ -98,9 +151,18 @@ func (j *Journal) Append(e integrity.Entry, h *integrity.Head) error {
 	}
 	b, err := json.Marshal(l)
 	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// Append writes e (and the head signed with it, if any) as one line and
+// fsyncs. It blocks on I/O.
+func (j *Journal) Append(e integrity.Entry, h *integrity.Head) error {
+	b, err := journalBytes(e, h)
+	if err != nil {
 		return err
 	}
-	b = append(b, '\n')
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.f == nil {

@@ -203,3 +203,29 @@ func BenchmarkJournalAppend(b *testing.B) {
 		}
 	}
 }
+
+// TestJournalSeed: the first start with a journal copies the chains
+// recorded before it, so that they can be rebuilt from entry 1; a
+// journal that is not empty is never seeded.
+func TestJournalSeed(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	old := &evidence.Chains{Store: r.idx, Key: r.key}
+	for range 3 {
+		r.segment(t, old)
+	}
+	n, err := r.journal.Seed(ctx, r.idx)
+	if err != nil || n != 3 {
+		t.Fatalf("Seed: %d, %v", n, err)
+	}
+	r.segment(t, r.chains)
+	got, _ := evidence.ReadJournal(r.path)
+	want, _, _ := r.idx.ChainEntries(ctx, r.st.ID, 0, 100)
+	jl := got["door/main"]
+	if len(jl) != 4 || len(want) != 4 || jl[0].Entry != want[0] || jl[3].Entry != want[3] || jl[2].Head == nil {
+		t.Fatalf("journal after seeding: %+v", jl)
+	}
+	if _, err := r.journal.Seed(ctx, r.idx); err == nil {
+		t.Fatal("seeded a journal that is not empty")
+	}
+}
