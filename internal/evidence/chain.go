@@ -1,7 +1,9 @@
 // Package evidence keeps each stream's hash chain as the server records
 // and deletes: run starts, closed segments (with a head signed by the
 // node key) and deletions (internal/integrity defines the entries;
-// docs/evidence.md what they prove). It is the only writer of chains.
+// docs/evidence.md what they prove). It is the only writer of chains and
+// of their second copy, the journal (chains.log), and signs the periodic
+// checkpoint of every chain's head (checkpoint.json).
 package evidence
 
 import (
