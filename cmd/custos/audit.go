@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/custos-nvr/custos/internal/audit"
 	"github.com/custos-nvr/custos/internal/config"
+	"github.com/custos-nvr/custos/internal/integrity"
 	"github.com/custos-nvr/custos/internal/store/sqlite"
 )
 
@@ -76,9 +78,24 @@ func runAuditVerify(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer idx.Close()
-	rep, err := audit.Verify(ctx, idx, logPath)
+	cfg, err := config.Load(*cfgPath, os.Environ())
 	if err != nil {
 		return err
+	}
+	signed, note, err := signedAuditHead(cfg)
+	if err != nil {
+		fmt.Fprintf(e.stdout, "audit log FAILED: %v\n", err)
+		return err
+	}
+	rep, err := audit.VerifyWith(ctx, idx, logPath, audit.VerifyOptions{Signed: signed})
+	if err != nil {
+		return err
+	}
+	for _, r := range rep.Repairs {
+		fmt.Fprintf(e.stdout, "repair: %s\n", r)
+	}
+	if note != "" {
+		fmt.Fprintln(e.stderr, note)
 	}
 	if !rep.OK {
 		fmt.Fprintf(e.stdout, "audit log FAILED: %s\n", rep.Problem)
@@ -92,8 +109,39 @@ func runAuditVerify(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	// The full head: note it elsewhere to detect later truncation.
-	fmt.Fprintf(e.stdout, "audit log OK: %d entries, head %x\n", rep.Entries, rep.Head)
+	fmt.Fprintf(e.stdout, "audit log OK: %d entries, head %x", rep.Entries, rep.Head)
+	if signed != nil && signed.Seq > 0 {
+		fmt.Fprintf(e.stdout, "; reaches entry %d of the checkpoint signed at %s", signed.Seq, signed.SignedAt.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintln(e.stdout)
 	return nil
+}
+
+// signedAuditHead reads the signed checkpoint beside the index and checks
+// its signature with the node key. Without a checkpoint (or a node key)
+// it returns nil and a note saying what that leaves unchecked; an
+// unreadable checkpoint, or one whose signature fails, is an error.
+func signedAuditHead(cfg *config.Config) (*audit.SignedHead, string, error) {
+	path := filepath.Join(cfg.DataDir, "checkpoint.json")
+	cp, err := integrity.ReadCheckpoint(path)
+	if errors.Is(err, os.ErrNotExist) {
+		// custos serve creates chains.log, then signs a checkpoint at once.
+		if _, jerr := os.Stat(filepath.Join(cfg.DataDir, "chains.log")); jerr == nil {
+			return nil, "", fmt.Errorf("no signed checkpoint at %s although custos serve has run (chains.log exists): removed? entries cut from the end of both copies cannot be ruled out", path)
+		}
+		return nil, "no signed checkpoint at " + path + " (custos serve signs one every minute): entries cut from the end of both copies cannot be detected", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	pub, err := nodePublicKey(cfg)
+	if err != nil {
+		return nil, "", fmt.Errorf("checkpoint %s: the node key is needed to check it: %w", path, err)
+	}
+	if err := integrity.VerifyCheckpoint(pub, cp); err != nil {
+		return nil, "", fmt.Errorf("checkpoint %s does not verify with the node key: %w (altered or forged)", path, err)
+	}
+	return &audit.SignedHead{Seq: cp.AuditSeq, Hash: cp.AuditHash[:], SignedAt: cp.SignedAt}, "", nil
 }
 
 // runAuditList implements "custos audit list --config FILE [filters]".

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -17,6 +18,7 @@ import (
 	"github.com/custos-nvr/custos/internal/check"
 	"github.com/custos-nvr/custos/internal/config"
 	"github.com/custos-nvr/custos/internal/evidence"
+	"github.com/custos-nvr/custos/internal/integrity"
 	"github.com/custos-nvr/custos/internal/store/sqlite"
 )
 
@@ -61,8 +63,17 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		}
 		disks[sc.Name] = d
 	}
+	pub, err := nodePublicKey(cfg)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	if *repair {
-		rr, err := check.Rebuild(ctx, idx, disks)
+		journalPath := filepath.Join(cfg.DataDir, "chains.log")
+		journal, jerr := evidence.ReadJournal(journalPath)
+		if jerr != nil && !errors.Is(jerr, os.ErrNotExist) {
+			fmt.Fprintf(e.stdout, "the chain journal cannot be used: %v\n", jerr)
+		}
+		rr, err := check.Rebuild(ctx, idx, disks, check.RebuildOptions{Journal: journal, Key: pub})
 		if err != nil {
 			return fmt.Errorf("rebuild index: %w", err)
 		}
@@ -73,21 +84,43 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		if err := carryOver(ctx, e, idx, oldIndex, auditPath); err != nil {
 			return err
 		}
+		switch {
+		case journal == nil:
+			fmt.Fprintf(e.stdout, "no chain journal at %s: the hash chains cannot be rebuilt, so the rebuilt segments cannot be exported as evidence\n", journalPath)
+		default:
+			cr, err := check.RestoreChains(ctx, idx, journal, pub)
+			if err != nil {
+				return err
+			}
+			for _, p := range cr.Problems {
+				fmt.Fprintf(e.stdout, "chain not restored: %s\n", p)
+			}
+			for i, p := range rr.Unmatched {
+				if i == maxListed {
+					fmt.Fprintf(e.stdout, "no trusted chain entry: %d more segments (for reasons like those above)\n", len(rr.Unmatched)-i)
+					break
+				}
+				fmt.Fprintf(e.stdout, "no trusted chain entry: %s\n", p)
+			}
+			fmt.Fprintf(e.stdout, "restored %d hash chain entries of %d streams from %s; %d segments match their entry\n", cr.Entries, cr.Streams, journalPath, rr.Matched)
+		}
 	}
 	rep, err := check.Run(ctx, idx, disks)
 	if err != nil {
 		return err
 	}
-	// The hash chains: links, the newest head's signature and, unless
-	// --no-hash, every closed segment's bytes against its chain entry.
-	pub, err := nodePublicKey(cfg)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	// The hash chains: links, the newest head's signature, their ends
+	// against the checkpoint and the journal and, unless --no-hash, every
+	// closed segment's bytes against its chain entry.
+	cp, journal, tailProblems, err := loadTails(ctx, idx, cfg.DataDir, pub)
+	if err != nil {
 		return err
 	}
-	chainRep, err := evidence.VerifyStored(ctx, idx, disks, pub, !*noHash, nil)
+	chainRep, err := evidence.VerifyStored(ctx, idx, disks, evidence.StoredOptions{Key: pub, HashFiles: !*noHash, Checkpoint: cp, Journal: journal})
 	if err != nil {
 		return fmt.Errorf("verify hash chains: %w", err)
 	}
+	chainRep.Problems = append(tailProblems, chainRep.Problems...)
 	if pub == nil && chainRep.Entries > 0 {
 		chainRep.Problems = append(chainRep.Problems, "the node key "+nodeKeyPath(cfg)+" is missing: the chains' signatures cannot be checked")
 	}
@@ -95,7 +128,7 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		rep.Problems = append(rep.Problems, check.Problem{What: p})
 	}
 	// The run itself goes on record.
-	log, err := audit.Open(ctx, idx, auditPath, nil)
+	log, err := audit.OpenWith(ctx, idx, auditPath, nil, audit.Options{Logger: e.log})
 	if err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}
@@ -124,8 +157,11 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		if !*noHash {
 			fmt.Fprintf(e.stdout, ", %.1f MiB re-hashed", float64(chainRep.HashedBytes)/(1<<20))
 		}
+		if cp != nil {
+			fmt.Fprintf(e.stdout, "; checkpoint %d signed at %s", cp.Counter, cp.SignedAt.Format(time.RFC3339))
+		}
 		if chainRep.Unchained > 0 {
-			fmt.Fprintf(e.stdout, "; %d segments have no chain entry (recorded before chains existed, or cut short by a crash)", chainRep.Unchained)
+			fmt.Fprintf(e.stdout, "; %d segments have no chain entry (recorded before chains existed, cut short by a crash, or not restorable from chains.log: see above)", chainRep.Unchained)
 		}
 		fmt.Fprintln(e.stdout)
 		fmt.Fprintf(e.stdout, "%d streams, %d segments (%.1f MiB), %d files: ", rep.Streams, rep.Segments, float64(rep.Bytes)/(1<<20), rep.Files)
@@ -139,6 +175,57 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%d problems found", len(rep.Problems))
 	}
 	return nil
+}
+
+// maxListed bounds how many segments without a trusted chain entry
+// check --repair lists one by one (an index from before chains.log has
+// thousands, all for the same reason).
+const maxListed = 50
+
+// loadTails reads the signed checkpoint and the chain journal that
+// VerifyStored compares the chains' ends with, and returns the problems
+// with them: a checkpoint that does not verify, or none although the
+// journal shows that a server of this version ran (it signs one at start).
+func loadTails(ctx context.Context, idx *sqlite.Store, dataDir string, pub ed25519.PublicKey) (*integrity.Checkpoint, map[string][]evidence.JournalEntry, []string, error) {
+	var problems []string
+	cpPath, jPath := filepath.Join(dataDir, "checkpoint.json"), filepath.Join(dataDir, "chains.log")
+	// Of the journal, only what lies past each chain's end in the index
+	// (and each stream's last line) is needed.
+	streams, err := idx.Streams(ctx)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("list streams: %w", err)
+	}
+	after := map[string]int64{}
+	for _, st := range streams {
+		e, ok, err := idx.LastChainEntry(ctx, st.ID)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if ok {
+			after[st.Camera+"/"+st.Name] = e.Seq
+		}
+	}
+	journal, jerr := evidence.ReadJournalAfter(jPath, after)
+	if jerr != nil && !errors.Is(jerr, os.ErrNotExist) {
+		problems = append(problems, fmt.Sprintf("the chain journal cannot be read: %v", jerr))
+	}
+	cp, err := integrity.ReadCheckpoint(cpPath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if jerr == nil {
+			problems = append(problems, fmt.Sprintf("no signed checkpoint at %s although %s exists: custos serve signs one at start, every minute and at stop; without it, removal of the newest entries cannot be ruled out (removed?)", cpPath, jPath))
+		}
+		cp = nil
+	case err != nil:
+		problems = append(problems, fmt.Sprintf("the signed checkpoint cannot be read: %v", err))
+		cp = nil
+	case pub != nil:
+		if err := integrity.VerifyCheckpoint(pub, cp); err != nil {
+			problems = append(problems, fmt.Sprintf("the checkpoint %s does not verify with the node key: %v (altered or forged)", cpPath, err))
+			cp = nil
+		}
+	}
+	return cp, journal, problems, nil
 }
 
 // setAsideIndex renames an existing index (and its WAL files) out of the

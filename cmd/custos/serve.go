@@ -93,6 +93,10 @@ type server struct {
 	// api writes out its viewing sessions' audit entries at stop.
 	api *api.Server
 	tls bool
+	// checkpoint signs every chain's head and the audit log's each
+	// minute and at stop; journal is the chains' second copy.
+	checkpoint *evidence.Checkpointer
+	journal    *evidence.Journal
 	// adminPassword is the password of the first admin when this start
 	// created it (from CUSTOS_ADMIN_PASSWORD or generated).
 	adminPassword string
@@ -149,24 +153,53 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		fmt.Fprintf(e.stdout, "custos: created the node signing key %s\n        public key %s (custos key show prints it)\n",
 			nodeKeyPath(cfg), integrity.PublicKeyString(key.Public().(ed25519.PublicKey)))
 	}
-	// Stored camera URLs and passwords are sealed under a key beside it.
-	secrets, _, err := secret.LoadOrCreate(secretKeyPath(cfg))
+	// The first start with a journal (neither it nor a checkpoint yet)
+	// copies the chains recorded so far into it.
+	_, jerr := os.Stat(filepath.Join(cfg.DataDir, "chains.log"))
+	_, cerr := os.Stat(filepath.Join(cfg.DataDir, "checkpoint.json"))
+	journal, err := evidence.OpenJournal(filepath.Join(cfg.DataDir, "chains.log"))
 	if err != nil {
 		idx.Close()
 		return nil, err
 	}
-	chains := &evidence.Chains{Store: idx, Key: key}
+	// Stored camera URLs and passwords are sealed under a key beside it.
+	secrets, _, err := secret.LoadOrCreate(secretKeyPath(cfg))
+	if err != nil {
+		journal.Close()
+		idx.Close()
+		return nil, err
+	}
+	if errors.Is(jerr, os.ErrNotExist) && errors.Is(cerr, os.ErrNotExist) {
+		n, err := journal.Seed(ctx, idx)
+		if err != nil {
+			journal.Close()
+			idx.Close()
+			return nil, err
+		}
+		if n > 0 {
+			e.log.Warn("chain journal: first start with chains.log; copied the chains recorded so far from the index", "entries", n)
+		}
+	}
+	if _, err := journal.CatchUp(ctx, idx, e.log); err != nil {
+		journal.Close()
+		idx.Close()
+		return nil, err
+	}
+	chains := &evidence.Chains{Store: idx, Key: key, Journal: journal}
 	if err := recorder.Recover(ctx, idx, disks, e.log, chains); err != nil {
+		journal.Close()
 		idx.Close()
 		return nil, fmt.Errorf("recover unfinished segments: %w", err)
 	}
 	authSvc, err := auth.New(idx, auth.Options{})
 	if err != nil {
+		journal.Close()
 		idx.Close()
 		return nil, err
 	}
-	auditLog, err := audit.Open(ctx, idx, filepath.Join(cfg.DataDir, "audit.log"), nil)
+	auditLog, err := audit.OpenWith(ctx, idx, filepath.Join(cfg.DataDir, "audit.log"), nil, audit.Options{Logger: e.log})
 	if err != nil {
+		journal.Close()
 		idx.Close()
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
@@ -174,6 +207,7 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 	created, generated, err := authSvc.Bootstrap(ctx, adminPass)
 	if err != nil {
 		auditLog.Close()
+		journal.Close()
 		idx.Close()
 		return nil, err
 	}
@@ -188,6 +222,7 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		if _, err := auditLog.Append(ctx, audit.Entry{Action: audit.UserAdd, Result: "ok",
 			Detail: map[string]string{"user": "admin", "role": "admin", "reason": "first start"}}); err != nil {
 			auditLog.Close()
+			journal.Close()
 			idx.Close()
 			return nil, fmt.Errorf("audit: %w", err)
 		}
@@ -197,23 +232,39 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 	if _, err := auditLog.Append(ctx, audit.Entry{Action: audit.Start, Result: "ok",
 		Detail: map[string]string{"cameras": strconv.Itoa(len(cfg.Cameras)), "listen": cfg.Listen}}); err != nil {
 		auditLog.Close()
+		journal.Close()
 		idx.Close()
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	if err := auditConfigChange(ctx, auditLog, cfg); err != nil {
 		auditLog.Close()
+		journal.Close()
 		idx.Close()
 		return nil, err
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &server{idx: idx, cancel: cancel, auth: authSvc, audit: auditLog, adminPassword: adminPass}
+	s := &server{idx: idx, cancel: cancel, auth: authSvc, audit: auditLog, adminPassword: adminPass, journal: journal}
+	s.checkpoint = &evidence.Checkpointer{Store: idx, Key: key, Path: filepath.Join(cfg.DataDir, "checkpoint.json"), Logger: e.log,
+		AuditHead: func(ctx context.Context) (int64, []byte, error) {
+			last, ok, err := idx.LastAudit(ctx)
+			if err != nil || !ok {
+				return 0, nil, err
+			}
+			return last.Seq, last.Hash, nil
+		}}
 	fail := func(err error) (*server, error) {
 		cancel()
 		s.wg.Wait()
 		auditLog.Close()
+		journal.Close()
 		idx.Close()
 		return nil, err
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.checkpoint.Run(rctx, evidence.CheckpointEvery, e.log)
+	}()
 	// A failed write (a full disk) asks retention for a pass at once.
 	kick := make(chan struct{}, 1)
 	onWriteError := func(error) {
@@ -392,10 +443,12 @@ func (s *server) stop() error {
 	defer cancel()
 	s.http.Shutdown(sctx)
 	// After the last request: the refusals of the last minute and the
-	// viewing sessions still open.
+	// viewing sessions still open; then the last checkpoint covers
+	// everything recorded and audited.
 	ferr := s.refusals.Flush(sctx, true)
 	s.api.FlushViews(sctx)
-	return errors.Join(ferr, s.audit.Close(), s.idx.Close())
+	_, cerr := s.checkpoint.Sign(sctx)
+	return errors.Join(ferr, cerr, s.audit.Close(), s.journal.Close(), s.idx.Close())
 }
 
 // unlockPoll is how often the server looks for custos user unlock's

@@ -92,7 +92,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	log, err := audit.Open(ctx, idx, filepath.Join(cfg.DataDir, "audit.log"), nil)
+	log, err := audit.OpenWith(ctx, idx, filepath.Join(cfg.DataDir, "audit.log"), nil, audit.Options{Logger: e.log})
 	if err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}

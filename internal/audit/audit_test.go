@@ -425,15 +425,16 @@ func TestOpenRepairsCrash(t *testing.T) {
 	}
 	lines := readLines(t, base)
 	for _, tc := range []struct {
-		name string
-		file string
+		name   string
+		file   string
+		copied int // entries copied from the store: recorded in an audit_repair entry
 	}{
-		{"torn last line", strings.Join(lines[:9], "") + lines[9][:len(lines[9])/2]},
-		{"torn line after the last", string(want) + `{"seq":11,"at":"2026`},
-		{"last line without newline", strings.TrimSuffix(string(want), "\n")},
-		{"missing last 3", strings.Join(lines[:7], "")},
-		{"missing 3 and torn", strings.Join(lines[:7], "") + lines[7][:5]},
-		{"empty", ""},
+		{"torn last line", strings.Join(lines[:9], "") + lines[9][:len(lines[9])/2], 1},
+		{"torn line after the last", string(want) + `{"seq":11,"at":"2026`, 0},
+		{"last line without newline", strings.TrimSuffix(string(want), "\n"), 1},
+		{"missing last 3", strings.Join(lines[:7], ""), 3},
+		{"missing 3 and torn", strings.Join(lines[:7], "") + lines[7][:5], 3},
+		{"empty", "", 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := copyDir(t, base)
@@ -448,15 +449,39 @@ func TestOpenRepairsCrash(t *testing.T) {
 				t.Fatalf("Open: %v", err)
 			}
 			got, _ := os.ReadFile(path)
-			if !bytes.Equal(got, want) {
-				t.Errorf("repaired file:\n%s\nwant:\n%s", got, want)
+			if !bytes.HasPrefix(got, want) {
+				t.Errorf("repaired file:\n%s\nwant it to start with:\n%s", got, want)
+			}
+			next := int64(11)
+			if tc.copied > 0 {
+				// The copy is on record, in both copies.
+				rest := string(got[len(want):])
+				within := `"within_bound":"yes"`
+				if tc.copied > audit.MaxTornTail {
+					within = `"within_bound":"no"`
+				}
+				if !strings.Contains(rest, `"action":"audit_repair"`) || !strings.Contains(rest, fmt.Sprintf(`"count":"%d"`, tc.copied)) ||
+					!strings.Contains(rest, within) {
+					t.Errorf("no audit_repair entry for %d entries after the copy: %q", tc.copied, rest)
+				}
+				next = 12
+			} else if len(got) != len(want) {
+				t.Errorf("file grew without a copy: %q", got[len(want):])
 			}
 			e, err := l.Append(ctx, sampleEntry(10))
-			if err != nil || e.Seq != 11 {
+			if err != nil || e.Seq != next {
 				t.Fatalf("Append after repair: %+v, %v", e, err)
 			}
 			l.Close()
-			if rep := verifyDir(t, dir); !rep.OK || rep.Entries != 11 {
+			rep := verifyDir(t, dir)
+			if tc.copied > audit.MaxTornTail {
+				// More than crashes leave: only the index vouches for them.
+				if rep.OK || !strings.Contains(rep.Problem, "only the index vouches") || rep.Seq != 1 {
+					t.Fatalf("Verify after a copy beyond the bound = %+v", rep)
+				}
+				return
+			}
+			if !rep.OK || rep.Entries != int(next) || len(rep.Repairs) != min(tc.copied, 1) {
 				t.Fatalf("Verify after repair = %+v", rep)
 			}
 		})

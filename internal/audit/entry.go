@@ -67,6 +67,9 @@ const (
 	Denied = "denied"
 	// UserUnlock clears a user name's failed-login counters.
 	UserUnlock = "user_unlock"
+	// AuditRepair records that Open copied entries the file lacked from
+	// the index into audit.log (detail: from, to, count, within_bound).
+	AuditRepair = "audit_repair"
 )
 
 // Results.
@@ -85,7 +88,7 @@ var actions = map[string]bool{
 	TokenAdd: true, TokenDelete: true, RetentionDelete: true,
 	Check: true, Repair: true, Probe: true, AuditRead: true, Start: true,
 	EvidenceLock: true, EvidenceUnlock: true,
-	Denied: true, UserUnlock: true,
+	Denied: true, UserUnlock: true, AuditRepair: true,
 }
 
 // Actions returns every action Append accepts, sorted: the one list the

@@ -6,13 +6,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
+
+// MaxTornTail is how many entries the file may lack behind the store for
+// Open to treat the gap as what crashes leave (a writer commits to the
+// store, then writes the file; each concurrent writer can leave one). A
+// larger gap is still copied, so that the file stays complete, but it is
+// logged at error and recorded as not within the bound, and Verify then
+// reports those entries as vouched for by the index alone.
+const MaxTornTail = 8
 
 // pageSize is how many entries are read from the store at a time when
 // the file is caught up or verified.
@@ -32,12 +42,26 @@ type Log struct {
 	fileSeq  int64    // seq of the file's last line (0: empty)
 	lastSeq  int64    // seq of the store's last entry
 	lastHash []byte   // its hash (zero hash when empty)
+	// ownFrom..ownTo are entries this Log stored but could not write
+	// to the file (0: none).
+	ownFrom, ownTo int64
+
+	log *slog.Logger
+}
+
+// Options tunes Open.
+type Options struct {
+	// Logger receives the repair warnings (nil: discarded).
+	Logger *slog.Logger
 }
 
 // Open opens (creating, mode 0600) the file at path, checks the tail of
 // the file against the store and repairs what a crash can leave: a torn
 // last line is cut off; entries present in the store but missing at the
-// file's end are re-appended from the store (and fsynced). It does not
+// file's end are re-appended from the store (and fsynced), and the copy is
+// recorded as an AuditRepair entry naming the entries, logged at warn
+// when at most MaxTornTail entries were missing and at error (with
+// within_bound "no", which Verify reports) otherwise. It does not
 // silently fix anything else, and then changes nothing: a last line that
 // does not parse or differs from the store's entry of the same seq, or a
 // file that goes past the store's last entry, is an error naming the seq
@@ -52,6 +76,11 @@ type Log struct {
 // does I/O and blocks; the caller keeps ownership of st (Close does not
 // close it).
 func Open(ctx context.Context, st Store, path string, now func() time.Time) (*Log, error) {
+	return OpenWith(ctx, st, path, now, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, st Store, path string, now func() time.Time, opts Options) (*Log, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -63,8 +92,11 @@ func Open(ctx context.Context, st Store, path string, now func() time.Time) (*Lo
 		f.Close()
 		return nil, fmt.Errorf("open audit log %s: %w", path, err)
 	}
-	l := &Log{st: st, path: path, now: now, f: f}
-	err = l.open(ctx)
+	l := &Log{st: st, path: path, now: now, f: f, log: opts.Logger}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	from, to, err := l.open(ctx)
 	if uerr := unlockFile(f); err == nil {
 		err = uerr
 	}
@@ -72,49 +104,89 @@ func Open(ctx context.Context, st Store, path string, now func() time.Time) (*Lo
 		f.Close()
 		return nil, fmt.Errorf("open audit log %s: %w", path, err)
 	}
+	if to >= from {
+		if err := l.recordRepair(ctx, from, to); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open audit log %s: %w", path, err)
+		}
+	}
 	return l, nil
 }
 
-func (l *Log) open(ctx context.Context) error {
+// recordRepair logs and records that entries from..to were copied from
+// the store into the file.
+func (l *Log) recordRepair(ctx context.Context, from, to int64) error {
+	n := to - from + 1
+	within := n <= MaxTornTail
+	args := []any{"path", l.path, "from_seq", from, "to_seq", to, "count", n}
+	if within {
+		l.log.Warn("audit log: copied entries a crash left in the index only into the file", args...)
+	} else {
+		l.log.Error("audit log: the file lacked more entries than a crash can leave; copied them from the index, recorded as an audit_repair entry (run custos audit verify)", args...)
+	}
+	_, err := l.Append(ctx, l.repairEntry(from, to))
+	return err
+}
+
+// repairEntry is the AuditRepair entry for a copy of entries from..to
+// from the store into the file.
+func (l *Log) repairEntry(from, to int64) Entry {
+	n := to - from + 1
+	yn := "yes"
+	if n > MaxTornTail {
+		yn = "no"
+	}
+	return Entry{Action: AuditRepair, Addr: "local", Result: ResultOK, Detail: map[string]string{
+		"from": strconv.FormatInt(from, 10), "to": strconv.FormatInt(to, 10), "count": strconv.FormatInt(n, 10),
+		"within_bound": yn, "copied": "index to audit.log"}}
+}
+
+// open checks and repairs the file's tail; from..to are the entries it
+// copied from the store (to < from: none).
+func (l *Log) open(ctx context.Context) (from, to int64, err error) {
 	// The file may just have been created: make its name durable.
 	if err := syncDir(filepath.Dir(l.path)); err != nil {
-		return err
+		return 0, -1, err
 	}
 	last, torn, err := l.readTail()
 	if err != nil {
-		return err
+		return 0, -1, err
 	}
 	if err := l.resync(ctx); err != nil {
-		return err
+		return 0, -1, err
 	}
 	if last == nil {
 		l.fileSeq = 0
 	} else {
 		l.fileSeq = last.Seq
 		if last.Seq > l.lastSeq {
-			return fmt.Errorf("the file has entry %d but the store ends at entry %d (entries removed from the store?); run 'custos audit verify'", last.Seq, l.lastSeq)
+			return 0, -1, fmt.Errorf("the file has entry %d but the store ends at entry %d (entries removed from the store?); run 'custos audit verify'", last.Seq, l.lastSeq)
 		}
 		es, err := l.st.AuditEntries(ctx, last.Seq-1, 1)
 		if err != nil {
-			return fmt.Errorf("read entry %d from the store: %w", last.Seq, err)
+			return 0, -1, fmt.Errorf("read entry %d from the store: %w", last.Seq, err)
 		}
 		if len(es) == 0 || es[0].Seq != last.Seq {
-			return fmt.Errorf("the file's last entry %d is missing from the store; run 'custos audit verify'", last.Seq)
+			return 0, -1, fmt.Errorf("the file's last entry %d is missing from the store; run 'custos audit verify'", last.Seq)
 		}
 		if ok, field := equal(&es[0], last); !ok {
-			return fmt.Errorf("the file's last entry %d differs from the store in %s (altered?); run 'custos audit verify'", last.Seq, field)
+			return 0, -1, fmt.Errorf("the file's last entry %d differs from the store in %s (altered?); run 'custos audit verify'", last.Seq, field)
 		}
 	}
 	if torn > 0 {
 		// What a crash in the middle of a write leaves.
 		if err := l.f.Truncate(l.size); err != nil {
-			return fmt.Errorf("cut a torn last line: %w", err)
+			return 0, -1, fmt.Errorf("cut a torn last line: %w", err)
 		}
 		if err := l.f.Sync(); err != nil {
-			return fmt.Errorf("cut a torn last line: %w", err)
+			return 0, -1, fmt.Errorf("cut a torn last line: %w", err)
 		}
 	}
-	return l.catchUp(ctx, l.lastSeq)
+	from, to = l.fileSeq+1, l.lastSeq
+	if err := l.catchUp(ctx, l.lastSeq); err != nil {
+		return 0, -1, err
+	}
+	return from, to, nil
 }
 
 // readTail finds the file's last complete line: it returns the line
@@ -277,6 +349,23 @@ func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
 	if err := l.syncOthers(ctx); err != nil {
 		return Entry{}, fmt.Errorf("audit %s: %w", e.Action, err)
 	}
+	if l.fileSeq < l.lastSeq && !(l.ownFrom == l.fileSeq+1 && l.ownTo == l.lastSeq) {
+		// Entries another writer put in the store but not the file: the
+		// same copy Open makes, recorded the same way.
+		from, to := l.fileSeq+1, l.lastSeq
+		if err := l.catchUp(context.WithoutCancel(ctx), to); err != nil {
+			return Entry{}, fmt.Errorf("audit %s: %w", e.Action, err)
+		}
+		if _, err := l.put(ctx, l.repairEntry(from, to)); err != nil {
+			return Entry{}, fmt.Errorf("audit %s: %w", e.Action, err)
+		}
+	}
+	return l.put(ctx, e)
+}
+
+// put appends e (validated) to the store, then the file, with l.mu and
+// the file lock held and the store's head read.
+func (l *Log) put(ctx context.Context, e Entry) (Entry, error) {
 	e.Seq = l.lastSeq + 1
 	e.Time = time.Unix(0, l.now().UnixNano()).UTC()
 	e.Prev = slices.Clone(l.lastHash)
@@ -290,7 +379,9 @@ func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
 	}
 	if err := l.st.AppendAudit(ctx, e); err != nil {
 		// The commit may have happened all the same (a context ended
-		// during it): the next append rereads the store's head anyway.
+		// during it): the next append rereads the store's head anyway,
+		// and writes the entry to the file as this Log's own.
+		l.owe(e.Seq)
 		return Entry{}, fmt.Errorf("audit %s: %w", e.Action, err)
 	}
 	l.lastSeq, l.lastHash = e.Seq, e.Hash
@@ -298,14 +389,26 @@ func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
 	fctx := context.WithoutCancel(ctx)
 	if l.fileSeq != e.Seq-1 {
 		if err := l.catchUp(fctx, e.Seq-1); err != nil {
+			l.owe(e.Seq)
 			return e, fmt.Errorf("audit %s: entry %d is in the store but not the file: %w", e.Action, e.Seq, err)
 		}
 	}
 	if err := l.writeFile(b); err != nil {
+		l.owe(e.Seq)
 		return e, fmt.Errorf("audit %s: entry %d is in the store but not the file: %w", e.Action, e.Seq, err)
 	}
 	l.fileSeq = e.Seq
+	l.ownFrom, l.ownTo = 0, 0
 	return e, nil
+}
+
+// owe notes that this Log stored entry seq but could not write it to
+// the file: the next append writes it without an audit_repair entry.
+func (l *Log) owe(seq int64) {
+	if l.ownFrom == 0 || l.ownFrom <= l.fileSeq {
+		l.ownFrom = seq
+	}
+	l.ownTo = seq
 }
 
 // Query returns the entries matching f, newest first, from the store

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 )
 
@@ -24,6 +25,30 @@ type Report struct {
 	// "store ends at entry 40 but the file goes on to entry 41 (entries removed from the store)".
 	Problem string
 	Seq     int64 // seq of the first problem (0 when OK)
+	// Repairs lists, for each audit_repair entry, which entries Open
+	// copied from the index into the file. Copies within MaxTornTail are
+	// what crashes leave; a larger one also makes the report fail, since
+	// only the index vouches for the entries copied.
+	Repairs []string
+	// SignedSeq is the entry the signed checkpoint names that the chain
+	// was found to reach (0: no checkpoint given).
+	SignedSeq int64
+}
+
+// SignedHead is the audit log's head as a signed checkpoint states it
+// (integrity.Checkpoint: its signature already checked by the caller).
+type SignedHead struct {
+	Seq      int64
+	Hash     []byte
+	SignedAt time.Time
+}
+
+// VerifyOptions adds to what Verify checks.
+type VerifyOptions struct {
+	// Signed, when set, must be in both copies: the chain must reach
+	// entry Signed.Seq and its hash be Signed.Hash, so that cutting the
+	// same tail off both copies is detected back to the last checkpoint.
+	Signed *SignedHead
 }
 
 // defaultSettle is how long Verify waits for the file to catch up with
@@ -45,20 +70,64 @@ const defaultSettle = time.Second
 // only for I/O failures (unreadable database or file) and the context;
 // everything wrong with the log's contents is in the Report.
 func Verify(ctx context.Context, st Store, path string) (Report, error) {
-	return verify(ctx, st, path, defaultSettle)
+	return verify(ctx, st, path, defaultSettle, VerifyOptions{})
 }
 
-func verify(ctx context.Context, st Store, path string, settle time.Duration) (Report, error) {
+// VerifyWith is Verify with options.
+func VerifyWith(ctx context.Context, st Store, path string, opts VerifyOptions) (Report, error) {
+	return verify(ctx, st, path, defaultSettle, opts)
+}
+
+func verify(ctx context.Context, st Store, path string, settle time.Duration, opts VerifyOptions) (Report, error) {
 	fr, err := openFileReader(path)
 	if err != nil {
 		return Report{}, fmt.Errorf("verify audit log: %w", err)
 	}
 	defer fr.close()
-	v := &verifier{ctx: ctx, si: &storeIter{st: st}, fr: fr, settle: settle}
+	v := &verifier{ctx: ctx, si: &storeIter{st: st}, fr: fr, settle: settle, signed: opts.Signed}
 	if err := v.run(); err != nil {
 		return Report{}, fmt.Errorf("verify audit log: %w", err)
 	}
+	if v.rep.OK {
+		v.finish()
+	}
 	return v.rep, nil
+}
+
+// finish applies, to a chain that verified, the checks that do not stop
+// the walk: the signed head, and repairs beyond the bound.
+func (v *verifier) finish() {
+	if s := v.signed; s != nil && s.Seq > 0 {
+		switch {
+		case v.signedHash == nil:
+			v.rep.OK, v.rep.Seq = false, s.Seq
+			v.rep.Problem = fmt.Sprintf("the signed checkpoint of %s names entry %d, but both copies end at entry %d: %s removed from both copies",
+				s.SignedAt.UTC().Format(time.RFC3339), s.Seq, v.rep.Entries, entries(int64(v.rep.Entries)+1, s.Seq))
+			return
+		case !bytes.Equal(v.signedHash, s.Hash):
+			v.rep.OK, v.rep.Seq = false, s.Seq
+			v.rep.Problem = fmt.Sprintf("entry %d differs from the one the signed checkpoint of %s names (altered and re-hashed in both copies)",
+				s.Seq, s.SignedAt.UTC().Format(time.RFC3339))
+			return
+		}
+		v.rep.SignedSeq = s.Seq
+	}
+	if v.badRepair != "" {
+		v.rep.OK, v.rep.Problem, v.rep.Seq = false, v.badRepair, v.badRepairSeq
+	}
+}
+
+// noteRepair records an audit_repair entry.
+func (v *verifier) noteRepair(e *Entry) {
+	d := e.Detail
+	msg := fmt.Sprintf("entry %d (%s): entries %s to %s (%s) were missing from the file and copied from the index",
+		e.Seq, e.Time.UTC().Format(time.RFC3339), d["from"], d["to"], d["count"])
+	v.rep.Repairs = append(v.rep.Repairs, msg)
+	if d["within_bound"] != "yes" && v.badRepair == "" {
+		from, _ := strconv.ParseInt(d["from"], 10, 64)
+		v.badRepair = fmt.Sprintf("audit_repair %s: more than a crash can leave (%d), so only the index vouches for them (the file cut or the index rewritten?)", msg, MaxTornTail)
+		v.badRepairSeq = from
+	}
 }
 
 type verifier struct {
@@ -70,6 +139,11 @@ type verifier struct {
 	n      int64 // the position being checked
 	// Hashes of entry n-1 in each copy, and of entry n-2 in the store.
 	sPrev, fPrev, sPrev2 []byte
+
+	signed       *SignedHead
+	signedHash   []byte // the hash of entry signed.Seq, once reached
+	badRepair    string // the first repair beyond the bound
+	badRepairSeq int64
 }
 
 // fail records the problem, found at position v.n, and sets Report.Head
@@ -159,6 +233,12 @@ func (v *verifier) run() error {
 		if ok, field := equal(&se, &fe); !ok {
 			v.fail(n, "file: entry %d differs from the store in %s (altered)", n, field)
 			return nil
+		}
+		if se.Action == AuditRepair {
+			v.noteRepair(&se)
+		}
+		if v.signed != nil && n == v.signed.Seq {
+			v.signedHash = se.Hash
 		}
 		v.sPrev2, v.sPrev, v.fPrev = v.sPrev, se.Hash, fe.Hash
 	}

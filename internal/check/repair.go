@@ -2,12 +2,16 @@ package check
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"time"
 
 	"github.com/custos-nvr/custos/internal/blob"
+	"github.com/custos-nvr/custos/internal/evidence"
+	"github.com/custos-nvr/custos/internal/integrity"
 	"github.com/custos-nvr/custos/internal/mp4"
 	"github.com/custos-nvr/custos/internal/recorder"
 	"github.com/custos-nvr/custos/internal/store"
@@ -18,6 +22,19 @@ type RepairReport struct {
 	Segments int       `json:"segments"`
 	Runs     int       `json:"runs"`
 	Skipped  []Problem `json:"skipped"`
+	// Matched counts segments whose file hashes to its entry in the
+	// chain journal (their wall duration is then the recorded one).
+	Matched int `json:"matched"`
+	// Unmatched says, per segment, why it has no trusted chain entry.
+	Unmatched []Problem `json:"unmatched"`
+}
+
+// RebuildOptions gives Rebuild the chain journal (chains.log, read by
+// evidence.ReadJournal; nil when there is none) and the node's public
+// key that its heads must verify with.
+type RebuildOptions struct {
+	Journal map[string][]evidence.JournalEntry
+	Key     ed25519.PublicKey
 }
 
 type found struct {
@@ -35,8 +52,14 @@ type found struct {
 // media time get wall durations that abut too (the exact clock correction
 // is not stored in files); others get their media duration. The deletion
 // log, which lives only in the index, cannot be rebuilt.
-func Rebuild(ctx context.Context, idx store.Store, disks map[string]blob.Store) (*RepairReport, error) {
-	rep := &RepairReport{Skipped: []Problem{}}
+//
+// With a chain journal, each file whose segment hash, init hash, length
+// and frame count equal its journal entry gets that entry's exact wall
+// duration; every other file is listed in Unmatched with the reason.
+func Rebuild(ctx context.Context, idx store.Store, disks map[string]blob.Store, opts RebuildOptions) (*RepairReport, error) {
+	rep := &RepairReport{Skipped: []Problem{}, Unmatched: []Problem{}}
+	trusted, _ := trustedJournal(opts.Journal, opts.Key)
+	recorded := journalSegments(trusted)
 	var files []found
 	for name, d := range disks {
 		for obj, err := range d.List(ctx, "") {
@@ -99,6 +122,16 @@ func Rebuild(ctx context.Context, idx store.Store, disks map[string]blob.Store) 
 				break
 			}
 		}
+		if opts.Journal != nil {
+			if e, ok := recorded[f.meta.Camera+"/"+f.meta.Stream+"\x00"+f.key]; !ok {
+				rep.Unmatched = append(rep.Unmatched, Problem{Disk: f.disk, Key: f.key, What: "no trusted entry in chains.log (recorded before the journal existed, or after the point where it stops being trustworthy)"})
+			} else if why := matchEntry(ctx, disks[f.disk], f, frames, e); why != "" {
+				rep.Unmatched = append(rep.Unmatched, Problem{Disk: f.disk, Key: f.key, What: why})
+			} else {
+				seg.WallDur = time.Duration(e.WallDurNS)
+				rep.Matched++
+			}
+		}
 		if err := idx.AddSegment(ctx, &seg); err != nil {
 			return nil, fmt.Errorf("index %s: %w", f.key, err)
 		}
@@ -115,6 +148,29 @@ func Rebuild(ctx context.Context, idx store.Store, disks map[string]blob.Store) 
 	}
 	rep.Runs = len(order)
 	return rep, nil
+}
+
+// matchEntry compares a file with its journal entry; it returns why they
+// differ, or "".
+func matchEntry(ctx context.Context, d blob.Store, f *found, frames int64, e integrity.Entry) string {
+	if f.info.ValidEnd != e.Bytes || frames != e.Frames {
+		return fmt.Sprintf("the file has %d bytes and %d frames, its chain entry %d says %d and %d (cut short or altered)", f.info.ValidEnd, frames, e.Seq, e.Bytes, e.Frames)
+	}
+	r, err := d.Open(ctx, f.key)
+	if err != nil {
+		return fmt.Sprintf("unreadable: %v", err)
+	}
+	defer r.Close()
+	segHash, initHash, _, err := integrity.HashSegment(io.NewSectionReader(r, 0, e.Bytes), e.Bytes)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("cannot hash it: %v (chain entry %d)", err, e.Seq)
+	case initHash != e.InitHash:
+		return fmt.Sprintf("its header (ftyp/moov) does not hash to chain entry %d's init hash (altered)", e.Seq)
+	case segHash != e.SegmentHash:
+		return fmt.Sprintf("its fragments do not hash to chain entry %d's segment hash (altered)", e.Seq)
+	}
+	return ""
 }
 
 // readSegmentFile scans one file, truncating a torn tail; why is non-empty

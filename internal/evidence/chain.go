@@ -1,7 +1,9 @@
 // Package evidence keeps each stream's hash chain as the server records
 // and deletes: run starts, closed segments (with a head signed by the
 // node key) and deletions (internal/integrity defines the entries;
-// docs/evidence.md what they prove). It is the only writer of chains.
+// docs/evidence.md what they prove). It is the only writer of chains and
+// of their second copy, the journal (chains.log), and signs the periodic
+// checkpoint of every chain's head (checkpoint.json).
 package evidence
 
 import (
@@ -29,6 +31,28 @@ type Chains struct {
 	Key ed25519.PrivateKey
 	// Now is the clock for signatures (nil: time.Now).
 	Now func() time.Time
+	// Journal, when set, receives a copy of every entry after the index
+	// commits it (chains.log); nil keeps the chains in the index only.
+	Journal *Journal
+}
+
+// appendEntry appends through the store, then to the journal.
+func (c *Chains) appendEntry(ctx context.Context, streamID int64, build func(last *integrity.Entry) (integrity.Entry, *integrity.Head, error)) error {
+	var head *integrity.Head
+	e, err := c.Store.AppendChain(ctx, streamID, func(last *integrity.Entry) (integrity.Entry, *integrity.Head, error) {
+		e, h, err := build(last)
+		head = h
+		return e, h, err
+	})
+	if err != nil {
+		return err
+	}
+	if c.Journal != nil {
+		if err := c.Journal.Append(e, head); err != nil {
+			return fmt.Errorf("entry %d is in the index but not the journal: %w", e.Seq, err)
+		}
+	}
+	return nil
 }
 
 func (c *Chains) now() time.Time {
@@ -50,7 +74,7 @@ func link(e *integrity.Entry, last *integrity.Entry) {
 // RunStarted records that a connection to the camera began at at (what
 // lies between the previous segment and at is a gap).
 func (c *Chains) RunStarted(ctx context.Context, camera, stream string, streamID int64, at time.Time) error {
-	_, err := c.Store.AppendChain(ctx, streamID, func(last *integrity.Entry) (integrity.Entry, *integrity.Head, error) {
+	err := c.appendEntry(ctx, streamID, func(last *integrity.Entry) (integrity.Entry, *integrity.Head, error) {
 		e := integrity.Entry{Kind: integrity.KindRunStart, Camera: camera, Stream: stream, At: at.UTC()}
 		link(&e, last)
 		return e, nil, nil
@@ -64,7 +88,7 @@ func (c *Chains) RunStarted(ctx context.Context, camera, stream string, streamID
 // SegmentClosed records a closed segment with its hashes and signs the
 // chain's new head.
 func (c *Chains) SegmentClosed(ctx context.Context, camera, stream string, seg store.Segment, segHash, initHash [32]byte) error {
-	_, err := c.Store.AppendChain(ctx, seg.StreamID, func(last *integrity.Entry) (integrity.Entry, *integrity.Head, error) {
+	err := c.appendEntry(ctx, seg.StreamID, func(last *integrity.Entry) (integrity.Entry, *integrity.Head, error) {
 		e := integrity.Entry{Kind: integrity.KindSegment, Camera: camera, Stream: stream, At: seg.Start.UTC(),
 			Key: seg.Key, WallDurNS: int64(seg.WallDur), Dur90k: seg.Dur90k, Frames: seg.Frames, Bytes: seg.Bytes,
 			SegmentHash: segHash, InitHash: initHash}
@@ -88,7 +112,7 @@ func (c *Chains) SegmentDeleted(ctx context.Context, camera, stream string, seg 
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("chain of %s/%s: deletion of %s: %w", camera, stream, seg.Key, err)
 	}
-	_, err := c.Store.AppendChain(ctx, seg.StreamID, func(last *integrity.Entry) (integrity.Entry, *integrity.Head, error) {
+	err := c.appendEntry(ctx, seg.StreamID, func(last *integrity.Entry) (integrity.Entry, *integrity.Head, error) {
 		e := integrity.Entry{Kind: integrity.KindDeletion, Camera: camera, Stream: stream, At: at.UTC(),
 			Key: seg.Key, WallDurNS: int64(seg.WallDur), Dur90k: seg.Dur90k, Frames: seg.Frames, Bytes: seg.Bytes,
 			SegmentHash: segHash, InitHash: initHash, Reason: reason}

@@ -34,26 +34,70 @@ type StoredReport struct {
 	Problems []string
 }
 
+// StoredOptions says what VerifyStored compares the index with.
+type StoredOptions struct {
+	// Key is the node's public key (nil: signatures are not checked).
+	Key ed25519.PublicKey
+	// HashFiles re-reads and re-hashes every closed segment file.
+	HashFiles bool
+	// Checkpoint is the newest signed checkpoint (its signature already
+	// checked), or nil: every stream's chain must reach the entry it names.
+	Checkpoint *integrity.Checkpoint
+	// Journal is chains.log as ReadJournal returns it, or nil: the index
+	// must hold every entry it holds.
+	Journal map[string][]JournalEntry
+	// Progress, when set, is called after each segment.
+	Progress func(StoredReport)
+}
+
 // VerifyStored checks every stream's chain in the index (links, hashes,
-// the newest head's signature with pub) and, when hashFiles, re-hashes
-// every closed segment file and compares it with its chain entry. Files
-// on disks missing from disks are skipped. It reads every segment when
-// hashFiles (I/O-bound: about the disk's read rate) and blocks; progress,
-// when set, is called after each segment.
-func VerifyStored(ctx context.Context, idx Reader, disks map[string]blob.Store, pub ed25519.PublicKey, hashFiles bool, progress func(StoredReport)) (StoredReport, error) {
+// the newest head's signature with opts.Key), walks it to check that every
+// segment it lists and does not record as deleted still has its index row,
+// compares its end with the signed checkpoint and the journal (so that the
+// newest entries cannot be removed unnoticed), and, when opts.HashFiles,
+// re-hashes every closed segment file and compares it with its chain
+// entry. Files on disks missing from disks are skipped. It reads every
+// segment when hashing (I/O-bound: about the disk's read rate) and blocks.
+func VerifyStored(ctx context.Context, idx Reader, disks map[string]blob.Store, opts StoredOptions) (StoredReport, error) {
 	var rep StoredReport
 	streams, err := idx.Streams(ctx)
 	if err != nil {
 		return rep, err
 	}
+	seen := map[string]bool{}
 	for _, st := range streams {
 		rep.Streams++
-		if err := verifyChain(ctx, idx, st, pub, &rep); err != nil {
-			return rep, err
+		seen[st.Camera+"/"+st.Name] = true
+		w := &chainWalk{live: map[string]integrity.Entry{}, at: map[int64][32]byte{}}
+		if opts.Checkpoint != nil {
+			if h, ok := opts.Checkpoint.Stream(st.Camera, st.Name); ok {
+				w.at[h.Seq] = [32]byte{}
+			}
 		}
+		var jl []JournalEntry
+		if opts.Journal != nil {
+			jl = opts.Journal[st.Camera+"/"+st.Name]
+			if len(jl) > 0 {
+				w.at[jl[len(jl)-1].Entry.Seq] = [32]byte{}
+			}
+		}
+		// The rows before the chain: beside a running server, a segment
+		// deleted in between then shows its deletion entry, and one
+		// recorded in between has its row already (rows come first).
 		segs, err := idx.Segments(ctx, st.ID, time.Unix(0, 0), time.Now().Add(100*365*24*time.Hour))
 		if err != nil {
 			return rep, err
+		}
+		if err := verifyChain(ctx, idx, st, opts.Key, &rep, w); err != nil {
+			return rep, err
+		}
+		compareTail(st, w, opts.Checkpoint, jl, &rep)
+		rows := make(map[string]bool, len(segs))
+		for _, sg := range segs {
+			rows[sg.Key] = true
+		}
+		if w.ok {
+			missingRows(st, w.live, rows, &rep)
 		}
 		for _, sg := range segs {
 			if sg.State != store.SegmentClosed {
@@ -73,22 +117,38 @@ func VerifyStored(ctx context.Context, idx Reader, disks map[string]blob.Store, 
 					sg.Key, sg.Bytes, sg.Frames, e.Seq, e.Bytes, e.Frames))
 				continue
 			}
-			if hashFiles {
+			if opts.HashFiles {
 				if p := hashFile(ctx, disks[sg.Disk], sg, e); p != "" {
 					rep.Problems = append(rep.Problems, p)
 				}
 				rep.HashedBytes += sg.Bytes
 			}
-			if progress != nil {
-				progress(rep)
+			if opts.Progress != nil {
+				opts.Progress(rep)
+			}
+		}
+	}
+	if opts.Checkpoint != nil {
+		for _, h := range opts.Checkpoint.Streams {
+			if !seen[h.Camera+"/"+h.Stream] {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("chain of %s/%s: the checkpoint signed at %s names its entry %d, but the index has no such stream (removed with its chain)",
+					h.Camera, h.Stream, opts.Checkpoint.SignedAt.Format(time.RFC3339), h.Seq))
 			}
 		}
 	}
 	return rep, nil
 }
 
+// chainWalk is what verifyChain gathers for the later comparisons.
+type chainWalk struct {
+	ok   bool                       // the chain verified (links and hashes)
+	last *integrity.Entry           // its last entry (nil: empty)
+	live map[string]integrity.Entry // segment entries not followed by a deletion of the same key
+	at   map[int64][32]byte         // seqs asked for → their hashes (zero when absent)
+}
+
 // verifyChain walks a stream's chain page by page.
-func verifyChain(ctx context.Context, idx Reader, st store.Stream, pub ed25519.PublicKey, rep *StoredReport) error {
+func verifyChain(ctx context.Context, idx Reader, st store.Stream, pub ed25519.PublicKey, rep *StoredReport, w *chainWalk) error {
 	var last *integrity.Entry
 	var head *integrity.Head
 	for after := int64(0); ; {
@@ -118,12 +178,22 @@ func verifyChain(ctx context.Context, idx Reader, st store.Stream, pub ed25519.P
 			if hs[i] != nil {
 				head = hs[i]
 			}
+			switch es[i].Kind {
+			case integrity.KindSegment:
+				w.live[es[i].Key] = es[i]
+			case integrity.KindDeletion:
+				delete(w.live, es[i].Key)
+			}
+			if _, ok := w.at[es[i].Seq]; ok {
+				w.at[es[i].Seq] = es[i].Hash
+			}
 		}
 		rep.Entries += len(es)
 		last = &es[len(es)-1]
 		after = last.Seq
 	}
-	if head == nil {
+	w.ok, w.last = true, last
+	if head == nil || pub == nil {
 		return nil
 	}
 	if err := integrity.VerifyHead(pub, head); err != nil {

@@ -182,7 +182,7 @@ func TestRecordTenMinutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idx2.Close()
-	rep, err := check.Rebuild(context.Background(), idx2, map[string]blob.Store{"disk1": r.disk})
+	rep, err := check.Rebuild(context.Background(), idx2, map[string]blob.Store{"disk1": r.disk}, check.RebuildOptions{})
 	if err != nil || rep.Segments != len(segs) || rep.Runs != 1 || len(rep.Skipped) != 0 {
 		t.Fatalf("rebuild = %+v, %v", rep, err)
 	}

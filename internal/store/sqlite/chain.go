@@ -107,3 +107,16 @@ func (s *Store) ChainSegment(ctx context.Context, streamID int64, key string) (i
 	}
 	return e, h, nil
 }
+
+// LastChainEntry returns the last entry of a stream's chain; ok is false
+// when the chain is empty.
+func (s *Store) LastChainEntry(ctx context.Context, streamID int64) (e integrity.Entry, ok bool, err error) {
+	e, _, err = scanChain(s.db.QueryRowContext(ctx, `SELECT `+chainCols+` FROM chain WHERE stream_id = ? ORDER BY seq DESC LIMIT 1`, streamID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, false, nil
+	}
+	if err != nil {
+		return e, false, fmt.Errorf("read chain head: %w", err)
+	}
+	return e, true, nil
+}
