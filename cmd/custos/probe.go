@@ -24,6 +24,7 @@ func runProbe(ctx context.Context, e *env, args []string) error {
 	pass := fs.String("pass", "", "password (overrides the URL's; prefer CUSTOS_CAMERA_PASSWORD)")
 	dump := fs.String("dump", "", "with --seconds: write the first video track's access units to this file as Annex B (.h264/.h265)")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout for each RTSP request")
+	allowBasic := fs.Bool("allow-basic", false, "answer a camera that offers only Basic authentication over plain rtsp:// (sends the password in clear)")
 	pos, err := parseFlags(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		helpFlags(e.stdout, fs, "probe [--seconds N] [--transport tcp|udp] rtsp://[user:pass@]host[:port]/path")
@@ -63,7 +64,7 @@ func runProbe(ctx context.Context, e *env, args []string) error {
 		Dump: dumpW,
 		Client: rtsp.ClientConfig{
 			URL: pos[0], Username: *user, Password: *pass, Transport: mode,
-			Logger: e.log, RequestTimeout: *timeout,
+			Logger: e.log, RequestTimeout: *timeout, AllowBasic: *allowBasic,
 		},
 		Duration: time.Duration(*seconds * float64(time.Second)),
 	})

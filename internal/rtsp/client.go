@@ -34,6 +34,14 @@ var (
 	ErrUnauthorized = errors.New("401 unauthorized (wrong or missing credentials)")
 	ErrStall        = errors.New("no media received (stall)")
 	ErrNoVideo      = errors.New("no video track")
+	// ErrBasicRefused: the camera offers only Basic authentication over
+	// plain rtsp:// (the password would cross the network in clear) and
+	// ClientConfig.AllowBasic is not set. No credential was sent.
+	ErrBasicRefused = errors.New("camera offers only Basic auth over unencrypted RTSP")
+	// ErrCredentialsWithheld: a redirect led to another scheme, host or
+	// port than the configured URL's, so the stored credentials were not
+	// sent there, and that server asked for credentials.
+	ErrCredentialsWithheld = errors.New("credentials withheld because the redirect changed host")
 )
 
 // StatusError is an RTSP reply other than 2xx.
@@ -82,6 +90,10 @@ type ClientConfig struct {
 	// UDPFallback is how long a UDP session may go without its first packet
 	// before the client switches to TCP (default 3 s).
 	UDPFallback time.Duration
+	// AllowBasic lets the client answer a Basic-only challenge over plain
+	// rtsp://, which sends the password in clear. Without it such a camera
+	// fails with ErrBasicRefused. Digest is always allowed.
+	AllowBasic bool
 }
 
 func (cfg *ClientConfig) defaults() {
@@ -132,6 +144,9 @@ type Client struct {
 	user   string
 	pass   string
 	hasCrd bool
+	// withheld names where the stored credentials were not sent (a
+	// redirect to another origin): "" when they were.
+	withheld string
 
 	conn   *ctrlConn
 	desc   Description
@@ -162,14 +177,15 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		return nil, fmt.Errorf("camera URL %s: rtsps (TLS) is not supported yet", RedactURL(cfg.URL))
 	}
 	c := &Client{cfg: cfg, transport: cfg.Transport}
-	c.user, c.pass = cfg.Username, cfg.Password
-	if u.User != nil && c.user == "" {
-		c.user = u.User.Username()
-		c.pass, _ = u.User.Password()
+	user, pass := cfg.Username, cfg.Password
+	if u.User != nil && user == "" {
+		user = u.User.Username()
+		pass, _ = u.User.Password()
 	}
-	c.hasCrd = c.user != ""
+	c.user, c.pass, c.hasCrd = user, pass, user != ""
 	u.User = nil
 	c.url = u
+	origin := originOf(u)
 	c.log = cfg.Logger.With("camera", u.String())
 	for hop := 0; ; hop++ {
 		err := c.connectAndDescribe(ctx)
@@ -178,22 +194,51 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 			c.log.Info("rtsp: redirected", "to", RedactURL(redir.location))
 			nu, perr := c.url.Parse(redir.location)
 			if perr != nil {
+				c.conn.close()
 				return nil, fmt.Errorf("redirect to %s: %w", RedactURL(redir.location), perr)
+			}
+			// The stored credentials go only to the origin they were
+			// configured for (scheme, host and port); credentials written
+			// in the Location itself belong to its host.
+			c.user, c.pass, c.hasCrd, c.withheld = user, pass, user != "", ""
+			if originOf(nu) != origin {
+				c.user, c.pass, c.hasCrd = "", "", false
+				if user != "" {
+					c.withheld = originOf(nu)
+					c.log.Warn("rtsp: redirect leaves the configured host; credentials are not sent there",
+						"from", origin, "to", c.withheld)
+				}
 			}
 			if nu.User != nil {
 				c.user = nu.User.Username()
 				c.pass, _ = nu.User.Password()
-				c.hasCrd = true
+				c.hasCrd, c.withheld = true, ""
 				nu.User = nil
 			}
 			c.url = nu
 			continue
 		}
 		if err != nil {
+			if c.conn != nil {
+				c.conn.close() // no session: nothing to tear down
+			}
 			return nil, err
 		}
 		return c, nil
 	}
+}
+
+// originOf is a URL's scheme://host:port with the scheme's default port
+// filled in and the host lower-cased: where credentials may be sent.
+func originOf(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "554"
+		if u.Scheme == "rtsps" {
+			port = "322"
+		}
+	}
+	return strings.ToLower(u.Scheme) + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 type redirectError struct{ location string }
