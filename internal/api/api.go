@@ -203,9 +203,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // CameraJSON is one camera in GET /api/cameras.
 type CameraJSON struct {
 	Name string `json:"name"`
-	// Status, Reason, BitrateBps and LastFrame describe the main stream.
+	// Status, Reason, Hint, BitrateBps and LastFrame describe the main
+	// stream.
 	Status     string            `json:"status"`
 	Reason     string            `json:"reason,omitempty"`
+	Hint       string            `json:"hint,omitempty"`
 	BitrateBps int64             `json:"bitrate_bps"`
 	LastFrame  time.Time         `json:"last_frame,omitzero"`
 	Streams    []recorder.Status `json:"streams"`
@@ -237,7 +239,7 @@ func (s *Server) cameraList(r *http.Request) []CameraJSON {
 		for i, sup := range c.Streams {
 			st := sup.Status()
 			if i == 0 {
-				cj.Status, cj.Reason, cj.BitrateBps, cj.LastFrame = st.State, st.Reason, st.BitrateBps, st.LastFrame
+				cj.Status, cj.Reason, cj.Hint, cj.BitrateBps, cj.LastFrame = st.State, st.Reason, st.Hint, st.BitrateBps, st.LastFrame
 			}
 			cj.Streams = append(cj.Streams, st)
 		}
