@@ -93,14 +93,14 @@ type LiveSink interface {
 
 // Status is a stream's state for the API.
 type Status struct {
-	Camera     string    `json:"camera"`
-	Stream     string    `json:"stream"`
-	State      string    `json:"state"`
-	Reason     string    `json:"reason,omitempty"`
+	Camera string `json:"camera"`
+	Stream string `json:"stream"`
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
 	// Hint says what to fix when the camera refuses us for a reason that
 	// retrying will not cure (state error): wrong credentials, no stream
 	// at the URL's path, Basic refused over plain RTSP.
-	Hint string `json:"hint,omitempty"`
+	Hint       string    `json:"hint,omitempty"`
 	LastFrame  time.Time `json:"last_frame,omitzero"`
 	BitrateBps int64     `json:"bitrate_bps"`
 	Frames     int64     `json:"frames"`
