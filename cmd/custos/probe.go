@@ -19,7 +19,7 @@ import (
 func runProbe(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
 	seconds := fs.Float64("seconds", 0, "receive media for this many seconds and report frames, key frames, bytes and lost packets per track")
-	transport := fs.String("transport", "tcp", "RTP transport: tcp or udp (udp falls back to tcp when nothing arrives in 3 s)")
+	transport := fs.String("transport", "", "RTP transport: tcp or udp (udp falls back to tcp when nothing arrives in 3 s); default tcp, and udp for a camera that refuses tcp (461)")
 	user := fs.String("user", "", "user name (overrides the URL's)")
 	pass := fs.String("pass", "", "password (overrides the URL's; prefer CUSTOS_CAMERA_PASSWORD)")
 	dump := fs.String("dump", "", "with --seconds: write the first video track's access units to this file as Annex B (.h264/.h265)")
@@ -37,6 +37,10 @@ func runProbe(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%w: want exactly one camera URL, got %d arguments", errUsage, len(pos))
 	}
 	mode := rtsp.TransportMode(*transport)
+	forceTCP := mode == rtsp.TCP
+	if mode == "" {
+		mode = rtsp.TCP
+	}
 	if mode != rtsp.TCP && mode != rtsp.UDP {
 		return fmt.Errorf("%w: --transport must be tcp or udp, not %q", errUsage, *transport)
 	}
@@ -63,7 +67,7 @@ func runProbe(ctx context.Context, e *env, args []string) error {
 	res, err := probe.Run(ctx, probe.Options{
 		Dump: dumpW,
 		Client: rtsp.ClientConfig{
-			URL: pos[0], Username: *user, Password: *pass, Transport: mode,
+			URL: pos[0], Username: *user, Password: *pass, Transport: mode, ForceTCP: forceTCP,
 			Logger: e.log, RequestTimeout: *timeout, AllowBasic: *allowBasic,
 		},
 		Duration: time.Duration(*seconds * float64(time.Second)),

@@ -204,6 +204,8 @@ func Describe(err error) string {
 		return "timed out: " + err.Error()
 	case errors.As(err, &oe) && oe.Op == "dial":
 		return "unreachable: " + err.Error()
+	case errors.As(err, &se) && se.Code == 461:
+		return fmt.Sprintf("camera refused the transport (%d %s): %s; leave --transport out to let Custos pick the one the camera serves", se.Code, se.Reason, err.Error())
 	case errors.As(err, &se):
 		return fmt.Sprintf("camera refused (%d %s): %s", se.Code, se.Reason, err.Error())
 	case errors.Is(err, rtsp.ErrStall):

@@ -110,3 +110,20 @@ func TestRefusedCameraBacksOffToMinutes(t *testing.T) {
 		})
 	}
 }
+
+// A camera that refuses TCP interleaved (461) is recorded over UDP: the
+// configured transport (tcp by default) is the first choice, not a
+// requirement.
+func TestRecordCameraRefusingTCP(t *testing.T) {
+	const speed = 4
+	r := newRig(t, sim.Options{Cameras: 1, Speed: speed, RefuseTCP: true})
+	sup := r.record(t, "cam1/sub", speed, 12*time.Second)
+	st := sup.Status()
+	if st.Frames < 200 || st.Reconnects != 0 {
+		t.Fatalf("status = %+v, want about 300 frames recorded in one session", st)
+	}
+	segs := r.segments(t)
+	if len(segs) == 0 || segs[0].Frames == 0 {
+		t.Fatalf("segments = %+v", segs)
+	}
+}

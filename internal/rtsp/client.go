@@ -90,6 +90,10 @@ type ClientConfig struct {
 	// UDPFallback is how long a UDP session may go without its first packet
 	// before the client switches to TCP (default 3 s).
 	UDPFallback time.Duration
+	// ForceTCP makes Transport TCP a requirement: a camera answering SETUP
+	// with 461 Unsupported Transport fails the session. Without it such a
+	// camera is set up again over UDP (TCP stays the first choice).
+	ForceTCP bool
 	// AllowBasic lets the client answer a Basic-only challenge over plain
 	// rtsp://, which sends the password in clear. Without it such a camera
 	// fails with ErrBasicRefused. Digest is always allowed.
@@ -131,6 +135,14 @@ func (cfg *ClientConfig) defaults() {
 type Handler interface {
 	HandleRTP(track int, pkt *rtp.Packet)
 	HandleRTCP(track int, pkts []rtcp.Packet)
+}
+
+// TransportAware is implemented by a Handler that treats packets by
+// transport (reordering UDP): SetTransport is called before the first
+// packet of each set-up session, with the transport in use (it changes on
+// a fallback).
+type TransportAware interface {
+	SetTransport(mode TransportMode)
 }
 
 // Client is one RTSP session with a camera: Dial describes the stream,
@@ -359,7 +371,33 @@ func (c *Client) Play(ctx context.Context, tracks []int, h Handler) error {
 		c.transport = TCP
 		c.mu.Unlock()
 	}
-	return c.startPlay(ctx, tracks, h, TCP)
+	err := c.startPlay(ctx, tracks, h, TCP)
+	var se *StatusError
+	if err == nil || c.cfg.ForceTCP || !errors.As(err, &se) || se.Method != "SETUP" || se.Code != 461 || ctx.Err() != nil {
+		return err
+	}
+	// The camera does not serve TCP interleaved: set up over UDP. A
+	// session a first SETUP may have made is torn down on a fresh
+	// connection; UDP that brings nothing is then an error (TCP was
+	// refused already).
+	c.log.Warn("rtsp: camera refused TCP (461 Unsupported Transport), using UDP", "err", err)
+	if c.conn.session != "" {
+		c.stopPlay(true)
+		if err := c.connectAndDescribe(ctx); err != nil {
+			return fmt.Errorf("reconnect for UDP after 461: %w", err)
+		}
+	}
+	c.mu.Lock()
+	c.transport = UDP
+	c.mu.Unlock()
+	if err := c.startPlay(ctx, tracks, h, UDP); err != nil {
+		return fmt.Errorf("camera refused TCP (461), and UDP: %w", err)
+	}
+	if err := c.awaitFirstUDP(ctx); err != nil {
+		c.stopPlay(true)
+		return fmt.Errorf("camera refused TCP (461), and UDP brought nothing: %w", err)
+	}
+	return nil
 }
 
 func (c *Client) awaitFirstUDP(ctx context.Context) error {
@@ -475,6 +513,9 @@ func (c *Client) startPlay(ctx context.Context, tracks []int, h Handler, mode Tr
 	c.play = p
 	c.lastPlay = p
 	c.mu.Unlock()
+	if ta, ok := h.(TransportAware); ok {
+		ta.SetTransport(mode)
+	}
 	p.start()
 	return nil
 }

@@ -91,6 +91,7 @@ def main():
     p.add_argument("--password", default="")
     p.add_argument("--auth", default="digest", choices=["digest", "basic"])
     p.add_argument("--shared", action="store_true")
+    p.add_argument("--protocols", default="udp,tcp", choices=["udp,tcp", "udp"])
     args = p.parse_args()
 
     Gst.init(None)
@@ -112,7 +113,11 @@ def main():
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch)
     factory.set_shared(args.shared)
-    factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP | GstRtsp.RTSPLowerTrans.TCP)
+    if args.protocols == "udp":
+        # A camera that refuses TCP interleaved (461 Unsupported Transport).
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP)
+    else:
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP | GstRtsp.RTSPLowerTrans.TCP)
 
     if args.user:
         auth = GstRtspServer.RTSPAuth()
