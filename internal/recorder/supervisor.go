@@ -453,6 +453,9 @@ wait:
 	if rw == nil {
 		return why
 	}
+	if rw.skipped > 0 {
+		s.log.Info("recorder: frames before the run's first decodable key frame were not recorded", "frames", rw.skipped)
+	}
 	cerr := rw.Close(reason, s.cfg.Now())
 	if frameErr != nil && !errors.Is(frameErr, errDiscontinuity) && s.cfg.OnWriteError != nil {
 		// After Close, so the segment that hit the error is closed and
