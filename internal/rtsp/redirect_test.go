@@ -32,13 +32,25 @@ func startAuthSpy(t *testing.T, challenge string) *authSpy {
 	}
 	s := &authSpy{addr: ln.Addr().String(), challenge: challenge, redirect: map[string]string{}}
 	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		s.mu.Lock()
+		for _, c := range conns { // a client the test left open must not hold Cleanup up
+			c.Close()
+		}
+		s.mu.Unlock()
+		wg.Wait()
+	})
 	wg.Go(func() {
 		for {
 			nc, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			s.mu.Lock()
+			conns = append(conns, nc)
+			s.mu.Unlock()
 			wg.Go(func() { defer nc.Close(); s.serve(nc) })
 		}
 	})
