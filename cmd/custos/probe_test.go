@@ -81,16 +81,22 @@ func TestProbeSimulator(t *testing.T) {
 		{"sub-stream", sim.Options{Cameras: 1, Speed: 10}, "cam1/sub", "tcp", "", media.CodecH264, 640, 360},
 		{"h265", sim.Options{Cameras: 1, Speed: 10, Codec: media.CodecH265}, "cam1", "tcp", "", media.CodecH265, 1920, 1080},
 		{"digest", sim.Options{Cameras: 1, Speed: 10, User: "viewer", Pass: "pa55word"}, "cam1", "tcp", "viewer:pa55word@", media.CodecH264, 1920, 1080},
+		// No --transport and a camera that refuses TCP (461): UDP.
+		{"tcp refused", sim.Options{Cameras: 1, Speed: 4, RefuseTCP: true}, "cam1", "", "", media.CodecH264, 1920, 1080},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			addr := startSimulator(t, tc.opts)
 			dump := filepath.Join(t.TempDir(), "dump."+string(tc.codec))
-			res := probeJSON(t, "--seconds", "3", "--transport", tc.transport, "--dump", dump,
-				"rtsp://"+tc.user+addr+"/"+tc.path)
-			if res.Transport != tc.transport {
-				t.Errorf("transport = %s, want %s", res.Transport, tc.transport)
+			args := []string{"--seconds", "3", "--dump", dump, "rtsp://" + tc.user + addr + "/" + tc.path}
+			want := "udp" // what a camera refusing TCP gets without --transport
+			if tc.transport != "" {
+				args, want = append([]string{"--transport", tc.transport}, args...), tc.transport
+			}
+			res := probeJSON(t, args...)
+			if res.Transport != want {
+				t.Errorf("transport = %s, want %s", res.Transport, want)
 			}
 			v := checkFrames(t, res, 25, tc.opts.Speed)
 			if v.Codec != tc.codec || v.Width != tc.w || v.Height != tc.h || v.FPS != 25 {
@@ -112,6 +118,7 @@ func TestProbeSimulator(t *testing.T) {
 
 func TestProbeFailures(t *testing.T) {
 	addr := startSimulator(t, sim.Options{Cameras: 1, User: "u", Pass: "right-pw"})
+	udpOnly := startSimulator(t, sim.Options{Cameras: 1, RefuseTCP: true})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -128,6 +135,7 @@ func TestProbeFailures(t *testing.T) {
 		{"unreachable", []string{"rtsp://" + closed + "/cam1"}, "unreachable"},
 		{"unknown path", []string{"rtsp://u:right-pw@" + addr + "/cam9"}, "404"},
 		{"bad transport", []string{"--transport", "sctp", "rtsp://" + addr + "/cam1"}, "--transport"},
+		{"tcp forced, camera refuses it", []string{"--transport", "tcp", "--seconds", "1", "rtsp://" + udpOnly + "/cam1"}, "461"},
 		{"no url", nil, "camera URL"},
 	}
 	for _, tc := range cases {

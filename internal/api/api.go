@@ -261,9 +261,11 @@ type StreamJSON struct {
 // CameraJSON is one camera in GET /api/cameras.
 type CameraJSON struct {
 	Name string `json:"name"`
-	// Status, Reason, BitrateBps and LastFrame describe the main stream.
+	// Status, Reason, Hint, BitrateBps and LastFrame describe the main
+	// stream.
 	Status     string       `json:"status"`
 	Reason     string       `json:"reason,omitempty"`
+	Hint       string       `json:"hint,omitempty"`
 	BitrateBps int64        `json:"bitrate_bps"`
 	LastFrame  time.Time    `json:"last_frame,omitzero"`
 	Streams    []StreamJSON `json:"streams"`
@@ -295,7 +297,7 @@ func (s *Server) cameraList(r *http.Request) []CameraJSON {
 		for i, sup := range c.Streams {
 			st := s.lockedFullReason(sup.Status(), c.Config.Storage)
 			if i == 0 {
-				cj.Status, cj.Reason, cj.BitrateBps, cj.LastFrame = st.State, st.Reason, st.BitrateBps, st.LastFrame
+				cj.Status, cj.Reason, cj.Hint, cj.BitrateBps, cj.LastFrame = st.State, st.Reason, st.Hint, st.BitrateBps, st.LastFrame
 			}
 			sj := StreamJSON{Status: st}
 			if i < len(c.Live) && c.Live[i] != nil {

@@ -184,7 +184,7 @@ func (m *Manager) start(spec config.Camera, source string) error {
 		sc := recorder.StreamConfig{
 			Camera: spec.Name, Stream: u.stream,
 			Client: rtsp.ClientConfig{URL: u.url, Username: spec.Username, Password: spec.Password,
-				Transport: rtsp.TransportMode(spec.Transport)},
+				Transport: rtsp.TransportMode(spec.Transport), AllowBasic: spec.AllowBasicAuth},
 			Disk: m.o.Disks[spec.Storage], Index: m.o.Index, FsyncEvery: time.Duration(m.o.Config.FsyncInterval),
 			Logger: m.o.Logger, OnWriteError: m.o.OnWriteError, Live: hub, Chain: m.o.Chain,
 		}
@@ -423,7 +423,7 @@ func (m *Manager) Update(ctx context.Context, c config.Camera) error {
 	}
 	s := old.Spec
 	if s.URL == c.URL && s.SubURL == c.SubURL && s.Username == c.Username && s.Password == c.Password &&
-		s.Transport == c.Transport && s.Storage == c.Storage {
+		s.Transport == c.Transport && s.Storage == c.Storage && s.AllowBasicAuth == c.AllowBasicAuth {
 		// Only retention changed: swap the spec, keep recording.
 		m.mu.Lock()
 		nc := *old

@@ -198,6 +198,11 @@ type Camera struct {
 	Transport string    `yaml:"transport"`
 	Storage   string    `yaml:"storage"`
 	Retention Retention `yaml:"retention"`
+	// AllowBasicAuth lets Custos answer a camera that offers only Basic
+	// authentication over plain rtsp:// (the password crosses the network
+	// in clear). Off by default: such a camera is then refused with a
+	// message naming this key. Digest needs no option.
+	AllowBasicAuth bool `yaml:"allow_basic_auth"`
 }
 
 // Retention limits how much of a camera is kept; zero means no limit.

@@ -33,6 +33,7 @@ cameras:
   - name: back
     url: rtsp://10.0.0.2:8554/s
     transport: udp
+    allow_basic_auth: true
     retention: {max_bytes: 1.5GB, max_age: 12h}
 `
 	c, err := Parse([]byte(y), "test.yaml", []string{"CUSTOS_LISTEN=0.0.0.0:1234", "PATH=/bin", "CUSTOS_FSYNC_INTERVAL=2s"})
@@ -61,6 +62,9 @@ cameras:
 	}
 	if time.Duration(c.Cameras[0].Retention.MaxAge) != 30*24*time.Hour {
 		t.Errorf("default retention not inherited: %+v", c.Cameras[0].Retention)
+	}
+	if c.Cameras[0].AllowBasicAuth || !c.Cameras[1].AllowBasicAuth {
+		t.Errorf("allow_basic_auth = %v, %v; want false (default), true", c.Cameras[0].AllowBasicAuth, c.Cameras[1].AllowBasicAuth)
 	}
 	if c.Cameras[1].Retention.MaxBytes != 1_500_000_000 || time.Duration(c.Cameras[1].Retention.MaxAge) != 12*time.Hour {
 		t.Errorf("camera retention = %+v", c.Cameras[1].Retention)
@@ -98,7 +102,8 @@ func TestInvalidConfigNamesTheKey(t *testing.T) {
 			t.Errorf("%q: err = %v, want an error for key %s", tc.yaml, err, tc.key)
 		}
 	}
-	for _, bad := range []string{"retention: {max_age: forever}", "retention: {max_bytes: lots}", "unknown_key: 1", "cameras: 5"} {
+	for _, bad := range []string{"retention: {max_age: forever}", "retention: {max_bytes: lots}", "unknown_key: 1", "cameras: 5",
+		"cameras: [{name: a, url: 'rtsp://h/', allow_basic_auth: maybe}]"} {
 		if _, err := Parse([]byte(bad), "t.yaml", nil); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

@@ -117,6 +117,23 @@ func NewReceiver(desc rtsp.Description, tracks []int, udp bool, onFrame func(*Fr
 	return r, nil
 }
 
+// SetTransport implements rtsp.TransportAware: the client calls it before
+// the first packet of a session, so a session that fell back from TCP to
+// UDP (461) gets the reorder window and one that fell back from UDP to TCP
+// goes without it. A reorder window already in use is kept as it is.
+func (r *Receiver) SetTransport(mode rtsp.TransportMode) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.tracks {
+		switch {
+		case mode == rtsp.UDP && t.dp != nil && t.ro == nil:
+			t.ro = reorder.New(ReorderWindow)
+		case mode != rtsp.UDP && t.ro != nil && t.ro.Len() == 0:
+			t.ro = nil
+		}
+	}
+}
+
 // HandleRTP implements rtsp.Handler.
 func (r *Receiver) HandleRTP(idx int, pkt *rtp.Packet) {
 	r.mu.Lock()

@@ -180,13 +180,19 @@ func describeVideo(tr *Track, codec media.Codec, p media.ParamSets) {
 }
 
 // Describe turns a probe error into the one-line reason a user needs:
-// unreachable, timed out, 401 (wrong credentials), unsupported codec, no
-// video track, or the server's status.
+// unreachable, timed out, 401 (wrong credentials, or credentials withheld
+// after a redirect to another host), Basic refused over plain RTSP,
+// unsupported codec, no video track, or the server's status.
 func Describe(err error) string {
 	var se *rtsp.StatusError
 	var ne net.Error
 	var oe *net.OpError
 	switch {
+	case errors.Is(err, rtsp.ErrBasicRefused):
+		return "refused to send the password in clear: " + err.Error() +
+			"; allow it with --allow-basic (custos probe) or allow_basic_auth: true (camera configuration)"
+	case errors.Is(err, rtsp.ErrCredentialsWithheld):
+		return "401 unauthorized after a redirect to another host: " + err.Error()
 	case errors.Is(err, rtsp.ErrUnauthorized):
 		return "401 unauthorized: wrong or missing credentials (" + err.Error() + ")"
 	case errors.Is(err, ErrUnsupportedCodec):
@@ -198,6 +204,8 @@ func Describe(err error) string {
 		return "timed out: " + err.Error()
 	case errors.As(err, &oe) && oe.Op == "dial":
 		return "unreachable: " + err.Error()
+	case errors.As(err, &se) && se.Code == 461:
+		return fmt.Sprintf("camera refused the transport (%d %s): %s; leave --transport out to let Custos pick the one the camera serves", se.Code, se.Reason, err.Error())
 	case errors.As(err, &se):
 		return fmt.Sprintf("camera refused (%d %s): %s", se.Code, se.Reason, err.Error())
 	case errors.Is(err, rtsp.ErrStall):

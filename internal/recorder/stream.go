@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"time"
 
 	"github.com/custos-nvr/custos/internal/blob"
+	"github.com/custos-nvr/custos/internal/codec/h265"
 	"github.com/custos-nvr/custos/internal/ingest"
 	"github.com/custos-nvr/custos/internal/integrity"
 	"github.com/custos-nvr/custos/internal/media"
@@ -77,6 +79,11 @@ type runWriter struct {
 	// stepPending is how far the local clock stepped since the run
 	// started (see clockStepped); the run ends at the next key frame.
 	stepPending time.Duration
+	// seenKey: the run's first key frame has arrived; openStart: it is an
+	// H.265 CRA or BLA, whose RASL pictures that follow are skipped (see
+	// leading). skipped counts the frames dropped before recording began.
+	seenKey, openStart bool
+	skipped            int64
 }
 
 // clockStepped tells the run that the local wall clock jumped by step
@@ -148,6 +155,10 @@ func nextBoundary(t time.Time, phase time.Duration) time.Time {
 // first prerollFrames frames from the first key frame on (160 ms at 25
 // fps) and looks at their order.
 func (r *runWriter) Frame(f *ingest.Frame, arrival time.Time) error {
+	if r.leading(f) {
+		r.skipped++
+		return nil
+	}
 	if r.decided {
 		return r.frame(f, arrival)
 	}
@@ -159,6 +170,53 @@ func (r *runWriter) Frame(f *ingest.Frame, arrival time.Time) error {
 		return nil
 	}
 	return r.decide()
+}
+
+// leading reports whether f comes before what a run can record: any
+// frame before the run's first key frame (a session joined mid-GOP), and,
+// when that key frame is an H.265 CRA or BLA (an open GOP), the RASL
+// pictures right after it, which refer to pictures before it that the run
+// does not have and cannot be decoded (RADL and trailing pictures can).
+func (r *runWriter) leading(f *ingest.Frame) bool {
+	if !r.seenKey {
+		if !f.Key {
+			return true
+		}
+		r.seenKey = true
+		r.openStart = r.codec == media.CodecH265 && h265Open(f.NALUs)
+		return false
+	}
+	if !r.openStart {
+		return false
+	}
+	if h265RASL(f.NALUs) {
+		return true
+	}
+	r.openStart = false
+	return false
+}
+
+// h265Open reports whether an IRAP access unit is a CRA or BLA picture
+// (one that may have RASL pictures).
+func h265Open(nalus [][]byte) bool {
+	for _, n := range nalus {
+		if h265.IsVCL(n) {
+			t := h265.Type(n)
+			return t == h265.NALCRA || t >= h265.NALBLAWLP && t <= h265.NALBLANLP
+		}
+	}
+	return false
+}
+
+// h265RASL reports whether an access unit is a RASL picture (types 8, 9).
+func h265RASL(nalus [][]byte) bool {
+	for _, n := range nalus {
+		if h265.IsVCL(n) {
+			t := h265.Type(n)
+			return t == 8 || t == 9
+		}
+	}
+	return false
 }
 
 // prerollFrames is how many frames a run inspects before deciding whether
@@ -174,12 +232,20 @@ type prerolled struct {
 // them.
 func (r *runWriter) decide() error {
 	r.decided = true
-	for i := 1; i < len(r.preroll); i++ {
-		step := r.preroll[i].frame.PTS90k - r.preroll[i-1].frame.PTS90k
-		if step < 0 {
+	pts := make([]int64, len(r.preroll))
+	for i := range r.preroll {
+		pts[i] = r.preroll[i].frame.PTS90k
+		if i > 0 && pts[i] < pts[i-1] {
 			r.bframes = true
 		}
-		if step > 0 && (r.minStep == 0 || step < r.minStep) {
+	}
+	// The frame interval is the smallest gap between the held-back
+	// presentation times, sorted: with hierarchical B-frames (x265's
+	// b-pyramid: P+4, B+2, b+1, b+3 in decode order) no step between
+	// consecutive frames may be a single interval.
+	slices.Sort(pts)
+	for i := 1; i < len(pts); i++ {
+		if step := pts[i] - pts[i-1]; step > 0 && (r.minStep == 0 || step < r.minStep) {
 			r.minStep = step
 		}
 	}

@@ -70,6 +70,10 @@ type StreamConfig struct {
 	// (with its hashes) in the stream's hash chain (internal/evidence).
 	// Its errors are the recorder's: the run ends as on an index error.
 	Chain ChainRecorder
+	// Sleep waits d or until ctx ends, between connection attempts
+	// (default: a timer). Tests inject it, with Now, to run hours of
+	// retries in simulated time.
+	Sleep func(ctx context.Context, d time.Duration)
 }
 
 // ChainRecorder keeps a stream's hash chain (*evidence.Chains).
@@ -89,10 +93,14 @@ type LiveSink interface {
 
 // Status is a stream's state for the API.
 type Status struct {
-	Camera     string    `json:"camera"`
-	Stream     string    `json:"stream"`
-	State      string    `json:"state"`
-	Reason     string    `json:"reason,omitempty"`
+	Camera string `json:"camera"`
+	Stream string `json:"stream"`
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	// Hint says what to fix when the camera refuses us for a reason that
+	// retrying will not cure (state error): wrong credentials, no stream
+	// at the URL's path, Basic refused over plain RTSP.
+	Hint       string    `json:"hint,omitempty"`
 	LastFrame  time.Time `json:"last_frame,omitzero"`
 	BitrateBps int64     `json:"bitrate_bps"`
 	Frames     int64     `json:"frames"`
@@ -123,6 +131,7 @@ type Supervisor struct {
 	mu         sync.Mutex
 	state      string
 	reason     string
+	hint       string
 	reconnects int64
 }
 
@@ -174,7 +183,7 @@ func NewSupervisor(cfg StreamConfig, diskErr error) (*Supervisor, error) {
 func (s *Supervisor) setState(state, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.state, s.reason = state, reason
+	s.state, s.reason, s.hint = state, reason, ""
 }
 
 // Status reports the stream's state, bitrate (over the last full second of
@@ -182,7 +191,7 @@ func (s *Supervisor) setState(state, reason string) {
 func (s *Supervisor) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{Camera: s.cfg.Camera, Stream: s.cfg.Stream, State: s.state, Reason: s.reason,
+	st := Status{Camera: s.cfg.Camera, Stream: s.cfg.Stream, State: s.state, Reason: s.reason, Hint: s.hint,
 		BitrateBps: s.rate.Load(), Frames: s.frames.Load(), Reconnects: s.reconnects}
 	if n := s.lastFrameN.Load(); n != 0 {
 		st.LastFrame = time.Unix(0, n)
@@ -210,13 +219,18 @@ func (s *Supervisor) countFrame(size int, now time.Time) {
 }
 
 // Run connects, records and reconnects until ctx ends. Each connection is
-// a run; between runs the index shows a gap.
+// a run; between runs the index shows a gap. A camera that refuses us in a
+// way retrying cannot cure (see refusal) is shown in state error with a
+// hint and retried after minutes, so a wrong password does not lock the
+// camera's account; a new configuration makes a new Supervisor, which
+// tries at once.
 func (s *Supervisor) Run(ctx context.Context) {
 	if s.diskErr != nil {
 		<-ctx.Done()
 		return
 	}
 	backoff := minBackoff
+	refusals := 0 // consecutive refused sessions
 	for ctx.Err() == nil {
 		began := s.cfg.Now()
 		err := s.session(ctx)
@@ -229,35 +243,83 @@ func (s *Supervisor) Run(ctx context.Context) {
 			// (a refused or timed-out connection costs nothing): retry
 			// at the shortest interval so recording resumes within
 			// about a second of the camera's return. Cameras that answer
-			// but fail (auth, 404, bad streams) back off up to 30 s.
+			// but fail (bad streams, errors) back off up to 30 s.
 			backoff = minBackoff
 		}
 		reason := s.redact(err.Error())
+		hint := s.refusal(err)
+		state, wait := StateReconnecting, backoff/2+time.Duration(rand.Int64N(int64(backoff/2)+1))
+		if hint != "" {
+			refusals++
+			state, wait = StateError, refusedBackoff(refusals)
+			wait -= time.Duration(rand.Int64N(int64(wait/10) + 1)) // up to 10 % early
+		} else {
+			refusals = 0
+		}
 		s.mu.Lock()
-		repeat := s.state == StateReconnecting && s.reason == reason
-		s.state, s.reason = StateReconnecting, reason
+		repeat := s.state == state && s.reason == reason
+		s.state, s.reason, s.hint = state, reason, hint
 		s.reconnects++
 		s.mu.Unlock()
-		if repeat {
+		switch {
+		case repeat:
 			// The same failure again (a camera that is away): once is
 			// enough at warning level.
-			s.log.Debug("recorder: still failing", "err", reason, "retry_in", backoff)
-		} else {
-			s.log.Warn("recorder: stream interrupted", "err", reason, "retry_in", backoff)
+			s.log.Debug("recorder: still failing", "err", reason, "retry_in", wait)
+		case hint != "":
+			s.log.Error("recorder: camera refused the session", "err", reason, "hint", hint, "retry_in", wait)
+		default:
+			s.log.Warn("recorder: stream interrupted", "err", reason, "retry_in", wait)
 		}
-		// Full jitter between half and the whole backoff.
-		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-		}
+		s.sleep(ctx, wait)
 		if !(errors.As(err, &oe) && oe.Op == "dial") {
 			backoff = min(backoff*2, maxBackoff)
 		}
 	}
 	s.setState(StateStopped, "")
+}
+
+func (s *Supervisor) sleep(ctx context.Context, d time.Duration) {
+	if s.cfg.Sleep != nil {
+		s.cfg.Sleep(ctx, d)
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// refusedBackoffs is the wait after the 1st, 2nd, 3rd and later
+// consecutive refusals (wrong credentials, no such stream): a camera that
+// locks an account after a few failed logins sees about a dozen in two
+// hours, not hundreds.
+var refusedBackoffs = [...]time.Duration{time.Minute, 2 * time.Minute, 5 * time.Minute, 15 * time.Minute}
+
+func refusedBackoff(n int) time.Duration {
+	return refusedBackoffs[min(n, len(refusedBackoffs))-1]
+}
+
+// refusal returns what the user must fix when err is a refusal that
+// retrying will not cure, or "" for other failures: the camera rejected
+// the credentials (401 after an answer, 403), has no stream at the path
+// (404, 454), offers only Basic over plain RTSP, or redirected elsewhere
+// and asked for the credentials we withheld there.
+func (s *Supervisor) refusal(err error) string {
+	var se *rtsp.StatusError
+	switch {
+	case errors.Is(err, rtsp.ErrBasicRefused):
+		return "camera offers only Basic auth over unencrypted RTSP; set allow_basic_auth: true for camera " + s.cfg.Camera + " to allow it"
+	case errors.Is(err, rtsp.ErrCredentialsWithheld):
+		return "the camera redirected to another host and asked for the password there; it is not sent to another host: put that host in the camera's URL"
+	case errors.Is(err, rtsp.ErrUnauthorized), errors.As(err, &se) && se.Code == 403:
+		return "camera refused the credentials: check the camera's password in Settings"
+	case errors.As(err, &se) && (se.Code == 404 || se.Code == 454):
+		return "camera has no stream at this path: check the URL"
+	}
+	return ""
 }
 
 // session is one connection: it returns why it ended.
@@ -403,6 +465,9 @@ wait:
 	if rw == nil {
 		return why
 	}
+	if rw.skipped > 0 {
+		s.log.Info("recorder: frames before the run's first decodable key frame were not recorded", "frames", rw.skipped)
+	}
 	cerr := rw.Close(reason, s.cfg.Now())
 	if frameErr != nil && !errors.Is(frameErr, errDiscontinuity) && s.cfg.OnWriteError != nil {
 		// After Close, so the segment that hit the error is closed and
@@ -467,7 +532,7 @@ func (s *Supervisor) pause(err error) {
 	reason := "recording paused, live view goes on: " + err.Error()
 	s.mu.Lock()
 	changed := s.reason != reason
-	s.state, s.reason = StateError, reason
+	s.state, s.reason, s.hint = StateError, reason, ""
 	s.mu.Unlock()
 	if changed {
 		s.log.Error("recorder: storage unavailable; recording paused until it returns", "err", err)

@@ -34,6 +34,14 @@ var (
 	ErrUnauthorized = errors.New("401 unauthorized (wrong or missing credentials)")
 	ErrStall        = errors.New("no media received (stall)")
 	ErrNoVideo      = errors.New("no video track")
+	// ErrBasicRefused: the camera offers only Basic authentication over
+	// plain rtsp:// (the password would cross the network in clear) and
+	// ClientConfig.AllowBasic is not set. No credential was sent.
+	ErrBasicRefused = errors.New("camera offers only Basic auth over unencrypted RTSP")
+	// ErrCredentialsWithheld: a redirect led to another scheme, host or
+	// port than the configured URL's, so the stored credentials were not
+	// sent there, and that server asked for credentials.
+	ErrCredentialsWithheld = errors.New("credentials withheld because the redirect changed host")
 )
 
 // StatusError is an RTSP reply other than 2xx.
@@ -82,6 +90,14 @@ type ClientConfig struct {
 	// UDPFallback is how long a UDP session may go without its first packet
 	// before the client switches to TCP (default 3 s).
 	UDPFallback time.Duration
+	// ForceTCP makes Transport TCP a requirement: a camera answering SETUP
+	// with 461 Unsupported Transport fails the session. Without it such a
+	// camera is set up again over UDP (TCP stays the first choice).
+	ForceTCP bool
+	// AllowBasic lets the client answer a Basic-only challenge over plain
+	// rtsp://, which sends the password in clear. Without it such a camera
+	// fails with ErrBasicRefused. Digest is always allowed.
+	AllowBasic bool
 }
 
 func (cfg *ClientConfig) defaults() {
@@ -121,6 +137,14 @@ type Handler interface {
 	HandleRTCP(track int, pkts []rtcp.Packet)
 }
 
+// TransportAware is implemented by a Handler that treats packets by
+// transport (reordering UDP): SetTransport is called before the first
+// packet of each set-up session, with the transport in use (it changes on
+// a fallback).
+type TransportAware interface {
+	SetTransport(mode TransportMode)
+}
+
 // Client is one RTSP session with a camera: Dial describes the stream,
 // Play sets up tracks and starts delivery, Wait reports how it ended and
 // Close tears it down. Methods are safe for concurrent use, but Play may be
@@ -132,6 +156,9 @@ type Client struct {
 	user   string
 	pass   string
 	hasCrd bool
+	// withheld names where the stored credentials were not sent (a
+	// redirect to another origin): "" when they were.
+	withheld string
 
 	conn   *ctrlConn
 	desc   Description
@@ -162,14 +189,15 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		return nil, fmt.Errorf("camera URL %s: rtsps (TLS) is not supported yet", RedactURL(cfg.URL))
 	}
 	c := &Client{cfg: cfg, transport: cfg.Transport}
-	c.user, c.pass = cfg.Username, cfg.Password
-	if u.User != nil && c.user == "" {
-		c.user = u.User.Username()
-		c.pass, _ = u.User.Password()
+	user, pass := cfg.Username, cfg.Password
+	if u.User != nil && user == "" {
+		user = u.User.Username()
+		pass, _ = u.User.Password()
 	}
-	c.hasCrd = c.user != ""
+	c.user, c.pass, c.hasCrd = user, pass, user != ""
 	u.User = nil
 	c.url = u
+	origin := originOf(u)
 	c.log = cfg.Logger.With("camera", RedactURL(u.String()))
 	for hop := 0; ; hop++ {
 		err := c.connectAndDescribe(ctx)
@@ -178,22 +206,51 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 			c.log.Info("rtsp: redirected", "to", RedactURL(redir.location))
 			nu, perr := c.url.Parse(redir.location)
 			if perr != nil {
+				c.conn.close()
 				return nil, fmt.Errorf("redirect to %s: %w", RedactURL(redir.location), perr)
+			}
+			// The stored credentials go only to the origin they were
+			// configured for (scheme, host and port); credentials written
+			// in the Location itself belong to its host.
+			c.user, c.pass, c.hasCrd, c.withheld = user, pass, user != "", ""
+			if originOf(nu) != origin {
+				c.user, c.pass, c.hasCrd = "", "", false
+				if user != "" {
+					c.withheld = originOf(nu)
+					c.log.Warn("rtsp: redirect leaves the configured host; credentials are not sent there",
+						"from", origin, "to", c.withheld)
+				}
 			}
 			if nu.User != nil {
 				c.user = nu.User.Username()
 				c.pass, _ = nu.User.Password()
-				c.hasCrd = true
+				c.hasCrd, c.withheld = true, ""
 				nu.User = nil
 			}
 			c.url = nu
 			continue
 		}
 		if err != nil {
+			if c.conn != nil {
+				c.conn.close() // no session: nothing to tear down
+			}
 			return nil, err
 		}
 		return c, nil
 	}
+}
+
+// originOf is a URL's scheme://host:port with the scheme's default port
+// filled in and the host lower-cased: where credentials may be sent.
+func originOf(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "554"
+		if u.Scheme == "rtsps" {
+			port = "322"
+		}
+	}
+	return strings.ToLower(u.Scheme) + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 type redirectError struct{ location string }
@@ -314,7 +371,33 @@ func (c *Client) Play(ctx context.Context, tracks []int, h Handler) error {
 		c.transport = TCP
 		c.mu.Unlock()
 	}
-	return c.startPlay(ctx, tracks, h, TCP)
+	err := c.startPlay(ctx, tracks, h, TCP)
+	var se *StatusError
+	if err == nil || c.cfg.ForceTCP || !errors.As(err, &se) || se.Method != "SETUP" || se.Code != 461 || ctx.Err() != nil {
+		return err
+	}
+	// The camera does not serve TCP interleaved: set up over UDP. A
+	// session a first SETUP may have made is torn down on a fresh
+	// connection; UDP that brings nothing is then an error (TCP was
+	// refused already).
+	c.log.Warn("rtsp: camera refused TCP (461 Unsupported Transport), using UDP", "err", err)
+	if c.conn.session != "" {
+		c.stopPlay(true)
+		if err := c.connectAndDescribe(ctx); err != nil {
+			return fmt.Errorf("reconnect for UDP after 461: %w", err)
+		}
+	}
+	c.mu.Lock()
+	c.transport = UDP
+	c.mu.Unlock()
+	if err := c.startPlay(ctx, tracks, h, UDP); err != nil {
+		return fmt.Errorf("camera refused TCP (461), and UDP: %w", err)
+	}
+	if err := c.awaitFirstUDP(ctx); err != nil {
+		c.stopPlay(true)
+		return fmt.Errorf("camera refused TCP (461), and UDP brought nothing: %w", err)
+	}
+	return nil
 }
 
 func (c *Client) awaitFirstUDP(ctx context.Context) error {
@@ -430,6 +513,9 @@ func (c *Client) startPlay(ctx context.Context, tracks []int, h Handler, mode Tr
 	c.play = p
 	c.lastPlay = p
 	c.mu.Unlock()
+	if ta, ok := h.(TransportAware); ok {
+		ta.SetTransport(mode)
+	}
 	p.start()
 	return nil
 }

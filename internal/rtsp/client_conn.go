@@ -64,6 +64,9 @@ func (cc *ctrlConn) do(ctx context.Context, method, url string, h Header, body [
 			return resp, nil
 		}
 		if !cc.c.hasCrd {
+			if cc.c.withheld != "" {
+				return nil, fmt.Errorf("%s %s: camera requires credentials: %w (to %s): %w", method, cc.c.url, ErrCredentialsWithheld, cc.c.withheld, ErrUnauthorized)
+			}
 			return nil, fmt.Errorf("%s %s: camera requires credentials: %w", method, cc.c.url, ErrUnauthorized)
 		}
 		chals := ParseChallenges(resp.Header.Values("WWW-Authenticate"))
@@ -77,6 +80,10 @@ func (cc *ctrlConn) do(ctx context.Context, method, url string, h Header, body [
 		a, err := NewAuthenticator(cc.c.user, cc.c.pass, chals)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", method, cc.c.url, err)
+		}
+		if a.basic && cc.c.url.Scheme == "rtsp" && !cc.c.cfg.AllowBasic {
+			// NewAuthenticator prefers Digest, so Basic means Basic only.
+			return nil, fmt.Errorf("%s %s: %w", method, cc.c.url, ErrBasicRefused)
 		}
 		cc.wmu.Lock()
 		cc.auth = a

@@ -418,3 +418,51 @@ func TestClientErrors(t *testing.T) {
 		t.Error("http URL accepted")
 	}
 }
+
+// A camera that answers SETUP over TCP with 461 Unsupported Transport is
+// set up over UDP, unless TCP is forced.
+func TestClientTCPRefusedFallsBackToUDP(t *testing.T) {
+	var setups []string
+	var mu sync.Mutex
+	srv := &Server{Mount: mountOnly("cam", &testStream{tracks: 2, every: 5 * time.Millisecond}), RefuseTCP: true,
+		OnRequest: func(r *Request) {
+			if r.Method == "SETUP" {
+				mu.Lock()
+				setups = append(setups, r.Header.Get("Transport"))
+				mu.Unlock()
+			}
+		}}
+	addr := startServer(t, srv)
+	base := runtime.NumGoroutine()
+	ctx := context.Background()
+	c, err := Dial(ctx, ClientConfig{URL: "rtsp://" + addr + "/cam"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newCounter()
+	if err := c.Play(ctx, []int{0, 1}, h); err != nil {
+		t.Fatalf("Play: %v", err)
+	}
+	if c.Transport() != UDP {
+		t.Errorf("transport = %s, want udp", c.Transport())
+	}
+	waitFor(t, func() bool { return h.get(0) >= 20 && h.get(1) >= 20 })
+	c.Close()
+	checkGoroutines(t, base)
+	mu.Lock()
+	if len(setups) != 3 || !strings.Contains(setups[0], "TCP") || strings.Contains(setups[1], "TCP") {
+		t.Errorf("SETUP transports = %q, want TCP (refused), then UDP for both tracks", setups)
+	}
+	mu.Unlock()
+
+	c, err = Dial(ctx, ClientConfig{URL: "rtsp://" + addr + "/cam", ForceTCP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	err = c.Play(ctx, []int{0}, newCounter())
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code != 461 {
+		t.Errorf("ForceTCP: Play = %v, want the 461 refusal", err)
+	}
+}

@@ -68,6 +68,9 @@ type Server struct {
 	// OnRequest, when set, sees every request before it is handled (for
 	// metrics and tests). It must not block.
 	OnRequest func(*Request)
+	// RefuseTCP answers SETUP for TCP interleaved with 461 Unsupported
+	// Transport, as some cameras do: only UDP is served.
+	RefuseTCP bool
 
 	mu    sync.Mutex
 	lns   []net.Listener
@@ -476,6 +479,9 @@ func (c *serverConn) setup(req *Request) *Response {
 		isTCP := strings.HasSuffix(strings.ToUpper(t.Protocol), "/TCP")
 		if len(sess.tracks) > 0 && isTCP != sess.tcp {
 			continue // one transport per session
+		}
+		if isTCP && c.srv.RefuseTCP {
+			continue
 		}
 		if isTCP {
 			ch := 2 * len(sess.tracks)

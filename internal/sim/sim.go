@@ -33,6 +33,9 @@ type Options struct {
 	Speed float64
 	// User and Pass, when set, require Digest authentication.
 	User, Pass string
+	// RefuseTCP makes the cameras answer SETUP for TCP interleaved with
+	// 461 Unsupported Transport: they serve UDP only.
+	RefuseTCP bool
 	// Logger for session events; nil discards.
 	Logger *slog.Logger
 	// Now and Sleep pace the streams (defaults: time.Now, a timer); tests
@@ -91,7 +94,7 @@ func New(opts Options) (*Sim, error) {
 	if s.sub, err = loadClip("sub.h264", media.CodecH264); err != nil {
 		return nil, err
 	}
-	s.srv = &rtsp.Server{Mount: s.mount, Logger: opts.Logger, ServerName: "Custos simulator"}
+	s.srv = &rtsp.Server{Mount: s.mount, Logger: opts.Logger, ServerName: "Custos simulator", RefuseTCP: opts.RefuseTCP}
 	if opts.User != "" {
 		s.srv.Auth = rtsp.NewDigestServer("Custos simulator", opts.User, opts.Pass)
 	}

@@ -49,10 +49,17 @@ type GstOptions struct {
 	// Shared makes every client see the same live pipeline; otherwise each
 	// client gets its own, starting at its own first frame.
 	Shared bool
+	// OpenGOP (H.265 only) makes key frames after the first CRA pictures
+	// whose leading pictures (RASL) refer to the previous GOP, as x265
+	// does by default; otherwise every GOP is closed (IDR).
+	OpenGOP bool
+	// UDPOnly serves RTP/AVP over UDP only: SETUP for TCP interleaved is
+	// answered 461 Unsupported Transport, as some cameras do.
+	UDPOnly bool
 }
 
 // GstCamera is a running GStreamer RTSP server serving one live test stream
-// at /cam on 127.0.0.1, over both RTP/AVP (UDP) and RTP/AVP/TCP. It is
+// at /cam on 127.0.0.1, over both RTP/AVP (UDP) and RTP/AVP/TCP (UDP only with UDPOnly). It is
 // stopped by the test's Cleanup. Its methods are safe for concurrent use.
 type GstCamera struct {
 	port int
@@ -110,6 +117,12 @@ func StartGstCamera(t testing.TB, opts GstOptions) *GstCamera {
 	}
 	if opts.Shared {
 		args = append(args, "--shared")
+	}
+	if opts.OpenGOP {
+		args = append(args, "--open-gop")
+	}
+	if opts.UDPOnly {
+		args = append(args, "--protocols", "udp")
 	}
 
 	c := &GstCamera{opts: opts}

@@ -67,8 +67,10 @@ def encoder(args):
         # default CRA; no repeat-headers: rtph265pay's config-interval=-1
         # already puts VPS/SPS/PPS before every IRAP, and both would send
         # them twice.
-        opts = "bframes=%d:keyint=%d:min-keyint=%d:scenecut=0:open-gop=0" % (
-            args.bframes, k, k)
+        # --open-gop: x265's default, CRA key frames after the first whose
+        # leading (RASL) pictures refer to the GOP before.
+        opts = "bframes=%d:keyint=%d:min-keyint=%d:scenecut=0:open-gop=%d" % (
+            args.bframes, k, k, 1 if args.open_gop else 0)
         enc = "x265enc speed-preset=ultrafast key-int-max=%d bitrate=%d option-string=\"%s\"" % (
             k, args.bitrate, opts)
         if args.bframes == 0:
@@ -91,6 +93,8 @@ def main():
     p.add_argument("--password", default="")
     p.add_argument("--auth", default="digest", choices=["digest", "basic"])
     p.add_argument("--shared", action="store_true")
+    p.add_argument("--open-gop", action="store_true")
+    p.add_argument("--protocols", default="udp,tcp", choices=["udp,tcp", "udp"])
     args = p.parse_args()
 
     Gst.init(None)
@@ -112,7 +116,11 @@ def main():
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch)
     factory.set_shared(args.shared)
-    factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP | GstRtsp.RTSPLowerTrans.TCP)
+    if args.protocols == "udp":
+        # A camera that refuses TCP interleaved (461 Unsupported Transport).
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP)
+    else:
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP | GstRtsp.RTSPLowerTrans.TCP)
 
     if args.user:
         auth = GstRtspServer.RTSPAuth()

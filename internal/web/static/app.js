@@ -139,10 +139,13 @@ async function api(path, opts) {
   return r;
 }
 
+// badge shows a camera's state; an error the camera will not get over by
+// itself (wrong password, no stream at the URL) comes with its hint first.
 function badge(cam) {
   const state = cam.status || "unknown";
   const text = { recording: "Recording", reconnecting: "Reconnecting", error: "Error", starting: "Starting", stopped: "Stopped" }[state] || state;
-  return `<span class="badge badge-${esc(state)}" title="${esc(cam.reason || text)}">${esc(text)}</span>` +
+  return `<span class="badge badge-${esc(state)}" title="${esc(cam.hint || cam.reason || text)}">${esc(text)}</span>` +
+    (cam.hint ? `<span class="hint">${esc(cam.hint)}</span>` : "") +
     (cam.reason ? `<span class="reason">${esc(cam.reason)}</span>` : "");
 }
 
