@@ -143,3 +143,79 @@ func TestUIWrongPasswordBadge(t *testing.T) {
 		t.Errorf("badge colour %q is not red", got.Color)
 	}
 }
+
+// TestAPICameraAllowBasic: a camera added in the UI whose only offer is
+// Basic over plain RTSP (GStreamer with Basic auth) is refused with the
+// hint until the API sets allow_basic_auth, then records; the setting is
+// kept in the index across a restart and shown to operators.
+func TestAPICameraAllowBasic(t *testing.T) {
+	cam := testpeer.StartGstCamera(t, testpeer.GstOptions{Codec: "h264", Width: 320, Height: 240,
+		User: "admin", Pass: "cam-secret", BasicAuth: true})
+	dir := t.TempDir()
+	cfg, err := config.Parse([]byte(fmt.Sprintf("listen: 127.0.0.1:0\ndata_dir: %s\n", dir)), "test.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler),
+		env: map[string]string{"CUSTOS_ADMIN_PASSWORD": "admin-password"}}
+	srv, err := startServer(context.Background(), e, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.stop() }()
+	call := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.baseURL()+path, strings.NewReader(body))
+		req.SetBasicAuth("admin", "admin-password")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	wait := func(what string, ok func(api.CameraJSON) bool) api.CameraJSON {
+		t.Helper()
+		var door api.CameraJSON
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			_, body := call("GET", "/api/cameras", "")
+			var cams []api.CameraJSON
+			if err := json.Unmarshal([]byte(body), &cams); err == nil && len(cams) == 1 {
+				door = cams[0]
+				if ok(door) {
+					return door
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("camera door: %+v, want %s", door, what)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	base := `"name":"door","url":"` + cam.URL() + `","username":"admin","password":"cam-secret"`
+	if code, body := call("POST", "/api/cameras", "{"+base+"}"); code != 201 {
+		t.Fatalf("POST: %d %s", code, body)
+	}
+	door := wait("an error with the Basic hint", func(c api.CameraJSON) bool { return c.Status == "error" })
+	if !strings.Contains(door.Reason+door.Hint, "allow_basic_auth") || door.Config.AllowBasicAuth {
+		t.Errorf("refused camera: reason %q, hint %q, allow_basic_auth %v", door.Reason, door.Hint, door.Config.AllowBasicAuth)
+	}
+	if code, body := call("PUT", "/api/cameras/door", "{"+base+`,"allow_basic_auth":true}`); code != 200 {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	recording := func(c api.CameraJSON) bool {
+		return c.Status == "recording" && len(c.Streams) > 0 && c.Streams[0].Frames > 10
+	}
+	if door = wait("recording", recording); !door.Config.AllowBasicAuth {
+		t.Errorf("config after PUT: %+v", door.Config)
+	}
+	// Kept in the index: after a restart the camera records again.
+	srv.stop()
+	if srv, err = startServer(context.Background(), e, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if door = wait("recording after a restart", recording); !door.Config.AllowBasicAuth {
+		t.Errorf("config after a restart: %+v", door.Config)
+	}
+}

@@ -401,7 +401,7 @@ func (mc managedCameras) List() []api.Camera {
 		sp := c.Spec
 		out = append(out, api.Camera{Name: sp.Name, Streams: c.Streams, Live: c.Live, Config: api.CameraConfig{
 			Source: c.Source, URL: cameras.StripCredentials(sp.URL), SubURL: cameras.StripCredentials(sp.SubURL), Username: sp.Username,
-			HasPassword: sp.Password != "" || cameras.StripCredentials(sp.URL) != sp.URL, Transport: sp.Transport, Storage: sp.Storage,
+			HasPassword: sp.Password != "" || cameras.StripCredentials(sp.URL) != sp.URL, Transport: sp.Transport, Storage: sp.Storage, AllowBasicAuth: sp.AllowBasicAuth,
 			MaxAgeHours: time.Duration(sp.Retention.MaxAge).Hours(), MaxBytes: int64(sp.Retention.MaxBytes)}})
 	}
 	return out

@@ -49,6 +49,9 @@ type CameraRequest struct {
 	Storage     string  `json:"storage"`
 	MaxAgeHours float64 `json:"max_age_hours"`
 	MaxBytes    int64   `json:"max_bytes"`
+	// AllowBasicAuth: the camera's allow_basic_auth (Basic over plain
+	// RTSP sends its password in clear).
+	AllowBasicAuth bool `json:"allow_basic_auth"`
 }
 
 func (c CameraRequest) config() (config.Camera, error) {
@@ -56,7 +59,7 @@ func (c CameraRequest) config() (config.Camera, error) {
 		return config.Camera{}, &Error{Status: http.StatusBadRequest, Message: "camera.retention: limits must be from 0 (the default) to 100 years"}
 	}
 	return config.Camera{Name: c.Name, URL: c.URL, SubURL: c.SubURL, Username: c.Username, Password: c.Password,
-		Transport: c.Transport, Storage: c.Storage, Retention: config.Retention{
+		Transport: c.Transport, Storage: c.Storage, AllowBasicAuth: c.AllowBasicAuth, Retention: config.Retention{
 			MaxAge:   config.Duration(time.Duration(c.MaxAgeHours * float64(time.Hour))),
 			MaxBytes: config.Bytes(c.MaxBytes)}}, nil
 }
@@ -82,6 +85,9 @@ func cameraDetail(c config.Camera) map[string]string {
 	d := map[string]string{"url": rtsp.RedactURL(c.URL), "storage": c.Storage, "transport": c.Transport,
 		"max_age_hours": strconv.FormatFloat(time.Duration(c.Retention.MaxAge).Hours(), 'f', -1, 64),
 		"max_bytes":     strconv.FormatInt(int64(c.Retention.MaxBytes), 10)}
+	if c.AllowBasicAuth {
+		d["allow_basic_auth"] = "true"
+	}
 	if c.SubURL != "" {
 		d["sub_url"] = rtsp.RedactURL(c.SubURL)
 	}

@@ -25,6 +25,10 @@ type ProbeRequest struct {
 	// name a host:port of the camera's URLs (its password goes nowhere
 	// else).
 	Camera string `json:"camera,omitempty"`
+	// AllowBasic lets the probe answer a camera that offers only Basic
+	// authentication over plain RTSP (the password crosses the network
+	// in clear; the camera's allow_basic_auth).
+	AllowBasic bool `json:"allow_basic_auth,omitempty"`
 }
 
 // ProbeCredentials gives a probe a configured camera's stored
@@ -96,7 +100,8 @@ func (s *Server) probeCamera(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second+time.Duration(req.Seconds*float64(time.Second)))
 	defer cancel()
 	res, err := probe.Run(ctx, probe.Options{
-		Client:   rtsp.ClientConfig{URL: req.URL, Username: req.Username, Password: req.Password, Logger: s.logger()},
+		Client:   rtsp.ClientConfig{URL: req.URL, Username: req.Username, Password: req.Password, Logger: s.logger(),
+			AllowBasic: req.AllowBasic},
 		Duration: time.Duration(req.Seconds * float64(time.Second)),
 	})
 	if err != nil {

@@ -34,7 +34,9 @@ type CameraConfig struct {
 	Username    string `json:"username,omitempty"`
 	HasPassword bool   `json:"has_password,omitempty"`
 	Transport   string `json:"transport,omitempty"`
-	Storage     string `json:"storage"`
+	// AllowBasicAuth: Basic over plain RTSP is allowed (operators only).
+	AllowBasicAuth bool   `json:"allow_basic_auth,omitempty"`
+	Storage        string `json:"storage"`
 	// MaxAgeHours and MaxBytes are its retention limits; zero means none.
 	MaxAgeHours float64 `json:"max_age_hours"`
 	MaxBytes    int64   `json:"max_bytes"`

@@ -13,7 +13,7 @@ import (
 // StoredCameras returns the cameras added through the API, by name. The
 // rows hold camera passwords: callers never show them.
 func (s *Store) StoredCameras(ctx context.Context) ([]config.Camera, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, url, sub_url, username, password, transport, storage, max_age_ns, max_bytes
+	rows, err := s.db.QueryContext(ctx, `SELECT name, url, sub_url, username, password, transport, storage, max_age_ns, max_bytes, allow_basic_auth
 		FROM cameras ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list cameras: %w", err)
@@ -23,7 +23,7 @@ func (s *Store) StoredCameras(ctx context.Context) ([]config.Camera, error) {
 	for rows.Next() {
 		var c config.Camera
 		var age, bytes int64
-		if err := rows.Scan(&c.Name, &c.URL, &c.SubURL, &c.Username, &c.Password, &c.Transport, &c.Storage, &age, &bytes); err != nil {
+		if err := rows.Scan(&c.Name, &c.URL, &c.SubURL, &c.Username, &c.Password, &c.Transport, &c.Storage, &age, &bytes, &c.AllowBasicAuth); err != nil {
 			return nil, fmt.Errorf("list cameras: %w", err)
 		}
 		c.Retention = config.Retention{MaxAge: config.Duration(age), MaxBytes: config.Bytes(bytes)}
@@ -36,13 +36,14 @@ func (s *Store) StoredCameras(ctx context.Context) ([]config.Camera, error) {
 func (s *Store) PutCamera(ctx context.Context, c config.Camera) error {
 	now := time.Now().UnixNano()
 	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO cameras (name, url, sub_url, username, password, transport, storage, max_age_ns, max_bytes, created_ns, updated_ns)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		_, err := tx.ExecContext(ctx, `INSERT INTO cameras (name, url, sub_url, username, password, transport, storage, max_age_ns, max_bytes, allow_basic_auth, created_ns, updated_ns)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET url = excluded.url, sub_url = excluded.sub_url, username = excluded.username,
 				password = excluded.password, transport = excluded.transport, storage = excluded.storage,
-				max_age_ns = excluded.max_age_ns, max_bytes = excluded.max_bytes, updated_ns = excluded.updated_ns`,
+				max_age_ns = excluded.max_age_ns, max_bytes = excluded.max_bytes,
+				allow_basic_auth = excluded.allow_basic_auth, updated_ns = excluded.updated_ns`,
 			c.Name, c.URL, c.SubURL, c.Username, c.Password, c.Transport, c.Storage,
-			int64(c.Retention.MaxAge), int64(c.Retention.MaxBytes), now, now)
+			int64(c.Retention.MaxAge), int64(c.Retention.MaxBytes), c.AllowBasicAuth, now, now)
 		if err != nil {
 			return fmt.Errorf("save camera %q: %w", c.Name, err)
 		}

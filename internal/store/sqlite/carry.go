@@ -58,7 +58,12 @@ func (s *Store) CarryOver(ctx context.Context, oldPath string) (Carried, error) 
 			(SELECT o.created_by FROM old.tokens o WHERE o.id = main.tokens.id)`})
 	}
 	if version >= 3 { // cameras added through the API
-		steps = append(steps, step{&c.Cameras, `INSERT INTO main.cameras SELECT * FROM old.cameras`})
+		steps = append(steps, step{&c.Cameras, `INSERT INTO main.cameras (name, url, sub_url, username, password, transport, storage, max_age_ns, max_bytes, created_ns, updated_ns)
+			SELECT name, url, sub_url, username, password, transport, storage, max_age_ns, max_bytes, created_ns, updated_ns FROM old.cameras`})
+	}
+	if version >= 7 { // Basic over plain RTSP allowed
+		steps = append(steps, step{nil, `UPDATE main.cameras SET allow_basic_auth =
+			(SELECT o.allow_basic_auth FROM old.cameras o WHERE o.name = main.cameras.name)`})
 	}
 	if version >= 4 { // evidence locks
 		steps = append(steps, step{&c.Locks, `INSERT INTO main.locks SELECT * FROM old.locks`})

@@ -233,11 +233,16 @@ BEGIN SELECT RAISE(ABORT, 'the hash chain is append-only'); END;
 	`
 ALTER TABLE tokens ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
 `,
+	// Version 7: a camera added in the UI may allow Basic authentication
+	// over plain RTSP (config allow_basic_auth), off by default.
+	`
+ALTER TABLE cameras ADD COLUMN allow_basic_auth INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // SchemaVersion is the schema version this code writes and understands;
 // it equals len(migrations) (checked by a test).
-const SchemaVersion = 6
+const SchemaVersion = 7
 
 // ErrSchemaTooNew is returned (wrapped) by Open for a database written by
 // a newer Custos.

@@ -21,6 +21,7 @@ async function showSettings() {
         <label>User <input id="cf-user"></label>
         <label>Password <input id="cf-pass" type="password" autocomplete="new-password"></label>
         <label>Transport <select id="cf-transport"><option value="tcp">TCP</option><option value="udp">UDP</option></select></label>
+        <label title="Only for a camera that offers nothing better: its password then crosses the network in clear"><input id="cf-basic" type="checkbox"> Allow Basic authentication (password sent in clear)</label>
         <label>Storage <select id="cf-storage"><option value="">default</option></select></label>
         <label>Keep days <input id="cf-days" type="number" min="0" step="any" placeholder="default"></label>
         <label>Keep at most GiB <input id="cf-gib" type="number" min="0" step="any" placeholder="default"></label>
@@ -107,6 +108,7 @@ function editCamera(name) {
   $("cf-pass").value = "";
   $("cf-pass").placeholder = c.config.has_password ? "unchanged (type it to move the camera to another host)" : "";
   $("cf-transport").value = c.config.transport || "tcp";
+  $("cf-basic").checked = !!c.config.allow_basic_auth;
   $("cf-storage").value = c.config.storage || "";
   $("cf-days").value = c.config.max_age_hours ? +(c.config.max_age_hours / 24).toFixed(3) : "";
   $("cf-gib").value = c.config.max_bytes ? +(c.config.max_bytes / 1073741824).toFixed(3) : "";
@@ -123,6 +125,7 @@ function formBody() {
   return {
     name: $("cf-name").value.trim(), url: $("cf-url").value.trim(), sub_url: $("cf-sub").value.trim(),
     username: $("cf-user").value, password: $("cf-pass").value, transport: $("cf-transport").value,
+    allow_basic_auth: $("cf-basic").checked,
     storage: $("cf-storage").value, max_age_hours: num($("cf-days").value) * 24,
     max_bytes: Math.round(num($("cf-gib").value) * 1073741824),
   };
@@ -145,7 +148,7 @@ async function probeForm() {
         // Editing with the password left empty: the server probes with the
         // stored one, but only on the camera's own host and port.
         body: JSON.stringify({ url, username: b.username, password: b.password, seconds: 2,
-          camera: editing && !b.password ? editing : undefined }) })).json();
+          allow_basic_auth: b.allow_basic_auth, camera: editing && !b.password ? editing : undefined }) })).json();
       for (const t of res.tracks.filter((t) => t.received)) {
         rows.push(`<tr><td>${stream}</td><td>${esc(t.codec)} ${esc(t.profile || "")}</td><td>${t.width}×${t.height}</td>
           <td>${t.fps ? t.fps.toFixed(0) : "?"}</td><td>${(t.received.bytes * 8 / res.seconds / 1000).toFixed(0)} kbit/s</td></tr>`);
