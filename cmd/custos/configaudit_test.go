@@ -45,7 +45,7 @@ func TestConfigChangeAudited(t *testing.T) {
 		}
 		return es
 	}
-	v1 := "retention: {max_age: 30d}\ncameras:\n  - {name: door, url: 'rtsp://cam1/s', password: hunter2-secret}\n"
+	v1 := "retention: {max_age: 7d}\ncameras:\n  - {name: door, url: 'rtsp://cam1/s', password: hunter2-secret}\n"
 	for i := 0; i < 2; i++ {
 		if err := auditConfigChange(ctx, log, load(v1)); err != nil {
 			t.Fatal(err)

@@ -146,8 +146,8 @@ func TestCameraPasswordStaysWithItsHost(t *testing.T) {
 		// by those who may manage it.
 		{"olga", "POST", "/api/probe", `{"url":"rtsp://` + simAddr + `/cam1","camera":"yard"}`, 200, `"codec": "h264"`},
 		{"olga", "POST", "/api/probe", `{"url":"rtsp://` + trap.addr + `/cam1","camera":"yard"}`, 422, "password"},
-		{"eve", "POST", "/api/probe", `{"url":"rtsp://` + simAddr + `/cam1","camera":"yard"}`, 403, "every permission"},
-		{"eve", "POST", "/api/probe", `{"url":"rtsp://` + simAddr + `/cam1","camera":"nosuch"}`, 403, "every permission"},
+		{"eve", "POST", "/api/probe", `{"url":"rtsp://` + simAddr + `/cam1","camera":"yard"}`, 403, "live, recordings and export"},
+		{"eve", "POST", "/api/probe", `{"url":"rtsp://` + simAddr + `/cam1","camera":"nosuch"}`, 403, "live, recordings and export"},
 	} {
 		if code, body := call(tc.user, tc.method, tc.path, tc.body); code != tc.code || !strings.Contains(body, tc.msg) {
 			t.Errorf("%s %s %s %s: %d %s, want %d with %q", tc.user, tc.method, tc.path, tc.body, code, body, tc.code, tc.msg)

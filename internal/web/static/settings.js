@@ -15,7 +15,7 @@ async function showSettings() {
       <p id="cams-msg" role="status" aria-live="polite"></p></section>
     <section aria-labelledby="form-h"><h2 id="form-h">Add a camera</h2>
       <form id="camform" class="add" autocomplete="off">
-        <label>Name <input id="cf-name" required pattern="[a-z0-9][a-z0-9_-]*" maxlength="63" placeholder="front-door"></label>
+        <label>Name <input id="cf-name" required pattern="[a-z0-9][a-z0-9_\-]*" maxlength="63" placeholder="front-door"></label>
         <label>Main stream URL <input id="cf-url" required placeholder="rtsp://192.168.1.10:554/Streaming/Channels/101"></label>
         <label>Sub-stream URL <input id="cf-sub" placeholder="optional: smaller, for the grid"></label>
         <label>User <input id="cf-user"></label>
@@ -72,7 +72,7 @@ async function listCameras() {
       <td>${[c.config.max_age_hours ? +(c.config.max_age_hours / 24).toFixed(1) + " days" : "",
              c.config.max_bytes ? gib(c.config.max_bytes) : ""].filter(Boolean).join(", ") || "no limit"}</td>
       <td>${c.config.source === "api" ? "this page" : "configuration file"}</td>
-      <td>${c.config.source === "api" && c.perms === "live,recordings,export" ? `<button type="button" data-edit="${esc(c.name)}">Edit</button>
+      <td>${c.config.source === "api" && mayManage(c) ? `<button type="button" data-edit="${esc(c.name)}">Edit</button>
         <button type="button" data-remove="${esc(c.name)}">Remove</button>` : ""}</td></tr>`).join("") +
     `</tbody></table>`;
   for (const b of box.querySelectorAll("[data-edit]")) b.onclick = () => editCamera(b.dataset.edit);
@@ -80,6 +80,13 @@ async function listCameras() {
 }
 
 let editing = ""; // the camera being changed, "" when adding
+
+// mayManage mirrors the server's rule: changing or removing a camera
+// takes live, recordings and export on it (not the later lock).
+function mayManage(c) {
+  const p = String(c.perms || "").split(",");
+  return ["live", "recordings", "export"].every((x) => p.includes(x));
+}
 
 function resetForm() {
   const $ = (id) => document.getElementById(id);
