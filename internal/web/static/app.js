@@ -458,6 +458,11 @@ async function showCamera(name) {
     const link = $("ex-link"), size = $("ex-size");
     link.hidden = true;
     if (isNaN(a) || isNaN(b) || b <= a) { size.textContent = "Choose a start before the end."; return; }
+    if (!(cam.perms || "").split(",").includes("export")) {
+      // The server would refuse the download (403): say why instead.
+      size.textContent = "Downloading a clip needs the export permission on this camera.";
+      return;
+    }
     const url = `/api/cameras/${enc}/export.mp4?from=${a.toISOString()}&to=${b.toISOString()}&download=1`;
     try {
       const r = await api(url, { method: "HEAD" });
