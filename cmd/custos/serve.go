@@ -254,6 +254,9 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		}}
 	fail := func(err error) (*server, error) {
 		cancel()
+		if s.cams != nil {
+			s.cams.Close() // recorders write the index and the journal
+		}
 		s.wg.Wait()
 		auditLog.Close()
 		journal.Close()
@@ -441,13 +444,20 @@ func (s *server) stop() error {
 	s.wg.Wait()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s.http.Shutdown(sctx)
+	if err := s.http.Shutdown(sctx); err != nil {
+		// Requests still running (a long export) are cut: nothing may use
+		// the audit log or the index after they close below.
+		s.http.Close()
+	}
 	// After the last request: the refusals of the last minute and the
 	// viewing sessions still open; then the last checkpoint covers
-	// everything recorded and audited.
-	ferr := s.refusals.Flush(sctx, true)
-	s.api.FlushViews(sctx)
-	_, cerr := s.checkpoint.Sign(sctx)
+	// everything recorded and audited. A fresh deadline: a slow
+	// shutdown must not cost the final checkpoint.
+	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer fcancel()
+	ferr := s.refusals.Flush(fctx, true)
+	s.api.FlushViews(fctx)
+	_, cerr := s.checkpoint.Sign(fctx)
 	return errors.Join(ferr, cerr, s.audit.Close(), s.journal.Close(), s.idx.Close())
 }
 

@@ -54,7 +54,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 	cfgPath := fs.String("config", "", "the YAML configuration custos serve uses")
 	role := fs.String("role", "viewer", "role: viewer, operator or admin")
 	var grants []string
-	fs.Func("grant", "CAMERA=PERMS, repeatable (PERMS: live,recordings,export or all)", func(v string) error {
+	fs.Func("grant", "CAMERA=PERMS, repeatable (PERMS: live,recordings,export,lock or all)", func(v string) error {
 		grants = append(grants, v)
 		return nil
 	})
@@ -133,7 +133,7 @@ func runUser(ctx context.Context, e *env, args []string) error {
 			cam, perms, ok := strings.Cut(v, "=")
 			p, err := auth.ParsePerms(perms)
 			if !ok || err != nil {
-				return fmt.Errorf("%w: --grant %q: want CAMERA=live,recordings,export", errUsage, v)
+				return fmt.Errorf("%w: --grant %q: want CAMERA=live,recordings,export,lock or all", errUsage, v)
 			}
 			g[cam] |= p
 		}

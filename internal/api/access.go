@@ -129,7 +129,7 @@ func (s *Server) guard(a access, h http.HandlerFunc) http.Handler {
 		}
 		if a.perm != nil && a.everyCamera {
 			if perm := a.perm(r); !u.Can(auth.AllCameras, perm) {
-				s.writeError(w, r, &Error{Status: http.StatusForbidden,
+				s.writeError(w, r, &Error{Status: http.StatusForbidden, reason: "grant",
 					Message: fmt.Sprintf("user %q may not do this: it needs the %s permission on every camera (a grant on %s)", u.Name, perm, auth.AllCameras)})
 				return
 			}
@@ -279,11 +279,9 @@ func (s *Server) audit(r *http.Request, action, camera string, detail map[string
 // browser playing a recording sends many range and fragment requests,
 // which are one viewing.
 func (s *Server) auditOnce(r *http.Request, window time.Duration, key, action, camera string, detail map[string]string) error {
-	actor := ""
-	if p := who(r); p != nil {
-		actor = p.user.Name
-	}
-	k := actor + "\x00" + action + "\x00" + camera + "\x00" + key
+	// Per credential, not per user: each credential's use is on record
+	// (an entry names the credential it was made with).
+	k := whoKey(requestEntry(r, action, camera, nil)) + "\x00" + action + "\x00" + camera + "\x00" + key
 	now := time.Now()
 	s.recentMu.Lock()
 	if s.recent == nil {

@@ -100,7 +100,7 @@ func (s *Server) probeCamera(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second+time.Duration(req.Seconds*float64(time.Second)))
 	defer cancel()
 	res, err := probe.Run(ctx, probe.Options{
-		Client:   rtsp.ClientConfig{URL: req.URL, Username: req.Username, Password: req.Password, Logger: s.logger(),
+		Client: rtsp.ClientConfig{URL: req.URL, Username: req.Username, Password: req.Password, Logger: s.logger(),
 			AllowBasic: req.AllowBasic},
 		Duration: time.Duration(req.Seconds * float64(time.Second)),
 	})

@@ -336,7 +336,7 @@ func (c *Config) defaults() {
 		c.HTTP.MaxConns = 1024
 	}
 	if c.HTTP.MaxConnsPerAddr == 0 {
-		c.HTTP.MaxConnsPerAddr = 128
+		c.HTTP.MaxConnsPerAddr = min(128, max(c.HTTP.MaxConns, 1))
 	}
 	if c.Live.MaxViewersPerUser == 0 {
 		c.Live.MaxViewersPerUser = 64
@@ -404,6 +404,9 @@ func (c *Config) Validate() error {
 	}
 	if n := c.Locks.MaxActivePerUser; n < 1 || n > 10000 {
 		return &Error{Key: "locks.max_active_per_user", Reason: fmt.Sprintf("%d: must be between 1 and 10000", n)}
+	}
+	if c.Retention.MaxAge < 0 || c.Retention.MaxBytes < 0 {
+		return &Error{Key: "retention", Reason: "limits must not be negative"}
 	}
 	disks := map[string]bool{}
 	for i, s := range c.Storage {

@@ -181,6 +181,16 @@ storage:
 			t.Errorf("min_free %q: err = %v, want it refused naming the value", bad, err)
 		}
 	}
+	var ce *Error
+	if _, err := Parse([]byte("retention: {max_age: -1h}\n"), "t.yaml", nil); !errors.As(err, &ce) || ce.Key != "retention" {
+		t.Errorf("a negative default max_age: %v, want it refused naming retention", err)
+	}
+	// A lower max_conns alone lowers the per-address default with it.
+	if c, err := Parse([]byte("http: {max_conns: 50}\n"), "t.yaml", nil); err != nil {
+		t.Errorf("max_conns 50 alone: %v, want it accepted", err)
+	} else if c.HTTP.MaxConnsPerAddr != 50 {
+		t.Errorf("max_conns 50 alone: per address %d, want 50", c.HTTP.MaxConnsPerAddr)
+	}
 	if _, err := Parse([]byte("storage:\n  - {name: a, path: /a, min_fre: 1GiB}\n"), "t.yaml", nil); err == nil {
 		t.Error("an unknown key inside a storage entry was accepted")
 	}

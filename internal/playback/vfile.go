@@ -144,7 +144,6 @@ func (f *File) Spans(off, end int64) []Span {
 	return out
 }
 
-
 // Open returns a reader of the file's bytes. Stored files are opened as
 // the reader reaches them and closed by Close. Reads fail with a wrapped
 // ErrMissingFile when a segment file vanished (retention deleted it) or
