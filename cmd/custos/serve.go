@@ -153,9 +153,13 @@ func startServer(ctx context.Context, e *env, cfg *config.Config) (*server, erro
 		fmt.Fprintf(e.stdout, "custos: created the node signing key %s\n        public key %s (custos key show prints it)\n",
 			nodeKeyPath(cfg), integrity.PublicKeyString(key.Public().(ed25519.PublicKey)))
 	}
-	// The first start with a journal (neither it nor a checkpoint yet)
-	// copies the chains recorded so far into it.
-	_, jerr := os.Stat(filepath.Join(cfg.DataDir, "chains.log"))
+	// The first start with a journal (none, or an empty one a failed
+	// seed left, and no checkpoint yet) copies the chains recorded so far
+	// into it.
+	jfi, jerr := os.Stat(filepath.Join(cfg.DataDir, "chains.log"))
+	if jerr == nil && jfi.Size() == 0 {
+		jerr = os.ErrNotExist
+	}
 	_, cerr := os.Stat(filepath.Join(cfg.DataDir, "checkpoint.json"))
 	journal, err := evidence.OpenJournal(filepath.Join(cfg.DataDir, "chains.log"))
 	if err != nil {

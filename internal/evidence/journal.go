@@ -91,7 +91,7 @@ func OpenJournal(path string) (*Journal, error) {
 // recorded before it can be rebuilt too. The journal must be empty (an
 // error otherwise) and nothing may append meanwhile. It writes all lines,
 // then fsyncs once, and returns how many it wrote.
-func (j *Journal) Seed(ctx context.Context, idx JournalSource) (int, error) {
+func (j *Journal) Seed(ctx context.Context, idx JournalSource) (n int, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	fi, err := j.f.Stat()
@@ -101,12 +101,19 @@ func (j *Journal) Seed(ctx context.Context, idx JournalSource) (int, error) {
 	if fi.Size() != 0 {
 		return 0, fmt.Errorf("chain journal %s is not empty: not seeding it", j.path)
 	}
+	// A seed cut short leaves the journal empty, not partial: a later
+	// start seeds again (it seeds only an absent journal with no
+	// checkpoint, so a partial one would stay partial for good).
+	defer func() {
+		if err != nil {
+			j.f.Truncate(0)
+		}
+	}()
 	streams, err := idx.Streams(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("seed chain journal: %w", err)
 	}
 	w := bufio.NewWriterSize(j.f, 1<<20)
-	n := 0
 	for _, st := range streams {
 		for after := int64(0); ; {
 			es, hs, err := idx.ChainEntries(ctx, st.ID, after, 1000)

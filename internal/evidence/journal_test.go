@@ -229,3 +229,49 @@ func TestJournalSeed(t *testing.T) {
 		t.Fatal("seeded a journal that is not empty")
 	}
 }
+
+// failingSource serves the first stream's entries, then fails: a seed
+// cut short (a read error, a full disk) partway.
+type failingSource struct {
+	evidence.JournalSource
+	calls int
+}
+
+func (f *failingSource) ChainEntries(ctx context.Context, streamID, afterSeq int64, limit int) ([]integrity.Entry, []*integrity.Head, error) {
+	if f.calls++; f.calls > 1 {
+		return nil, nil, fmt.Errorf("disk went away")
+	}
+	// More than the seed's 1 MiB write buffer, so part of it reaches the
+	// file before the failure.
+	es, hs, err := f.JournalSource.ChainEntries(ctx, streamID, afterSeq, 1)
+	if err != nil || len(es) == 0 {
+		return es, hs, err
+	}
+	for len(es) < 4000 {
+		e := es[0]
+		e.Seq = int64(len(es) + 1)
+		es, hs = append(es, e), append(hs, nil)
+	}
+	return es, hs, nil
+}
+
+// TestJournalSeedCutShort: a seed that fails partway leaves the journal
+// empty, so the next start seeds it whole instead of keeping a partial
+// copy for good.
+func TestJournalSeedCutShort(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	old := &evidence.Chains{Store: r.idx, Key: r.key}
+	for range 3 {
+		r.segment(t, old)
+	}
+	if _, err := r.journal.Seed(ctx, &failingSource{JournalSource: r.idx}); err == nil {
+		t.Fatal("a failing seed reported success")
+	}
+	if fi, err := os.Stat(r.path); err != nil || fi.Size() != 0 {
+		t.Fatalf("journal after a failed seed: %v, %d bytes; want it empty", err, fi.Size())
+	}
+	if n, err := r.journal.Seed(ctx, r.idx); err != nil || n != 3 {
+		t.Errorf("seed again: %d, %v; want all 3 entries", n, err)
+	}
+}
