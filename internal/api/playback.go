@@ -205,15 +205,17 @@ func (s *Server) serveRange(w http.ResponseWriter, r *http.Request, attachment b
 			"fragments.mp4 of more than %s at once needs the export permission on camera %q", playerWindow, cam)})
 		return
 	}
-	f, err := build(r.Context(), cam, stream, from, to)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+	// Refused before the file is assembled (and before "no video here"
+	// could tell a user without export anything).
 	whole := attachment || route == "export.mp4" && r.Header.Get("Range") == "" && r.Method != http.MethodHead
 	if whole && s.playerOnly(r) {
 		s.writeError(w, r, &Error{Status: http.StatusForbidden, Message: "export.mp4 without a Range header is a whole-file download: " +
 			"it needs the export permission (a player sends Range requests)"})
+		return
+	}
+	f, err := build(r.Context(), cam, stream, from, to)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	if whole {
