@@ -459,10 +459,11 @@ func (s *server) stop() error {
 	// shutdown must not cost the final checkpoint.
 	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer fcancel()
+	lerr := s.api.WaitLive(fctx)
 	ferr := s.refusals.Flush(fctx, true)
 	s.api.FlushViews(fctx)
 	_, cerr := s.checkpoint.Sign(fctx)
-	return errors.Join(ferr, cerr, s.audit.Close(), s.journal.Close(), s.idx.Close())
+	return errors.Join(lerr, ferr, cerr, s.audit.Close(), s.journal.Close(), s.idx.Close())
 }
 
 // unlockPoll is how often the server looks for custos user unlock's

@@ -109,6 +109,7 @@ type Server struct {
 	recentAudits
 	refusalAudits
 	liveViewers liveCount
+	liveWG      sync.WaitGroup // live views between live_start and live_stop
 	views       viewLog
 
 	lockMu       sync.Mutex // orders the limit check and the insert of locks

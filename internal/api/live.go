@@ -35,10 +35,30 @@ func (s *Server) liveWS(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	s.liveWG.Add(1)
+	defer s.liveWG.Done()
 	start := time.Now()
 	live.ServeMSE(w, r, h, s.logger())
 	s.audit(r, audit.LiveStop, cam, map[string]string{"stream": stream, "transport": "mse",
 		"seconds": strconv.FormatFloat(time.Since(start).Seconds(), 'f', 1, 64)})
+}
+
+// WaitLive blocks until every live view that started has written its
+// live_stop entry, or ctx ends. The server calls it at stop, after the
+// cameras' hubs closed (which ends their viewers) and before the audit
+// log closes, so no stop entry is lost. Safe for concurrent use.
+func (s *Server) WaitLive(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.liveWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("live views still open at stop: %w", ctx.Err())
+	}
 }
 
 func streamOf(r *http.Request) string {
@@ -80,6 +100,9 @@ func (s *Server) whep(w http.ResponseWriter, r *http.Request) {
 			start = time.Now()
 			err := s.audit(r, audit.LiveStart, cam, map[string]string{"stream": stream, "transport": "webrtc", "session": id})
 			started = err == nil
+			if started {
+				s.liveWG.Add(1) // Done in OnEnd, after the stop entry
+			}
 			return err
 		},
 		OnEnd: func(id string, _ error) {
@@ -90,6 +113,9 @@ func (s *Server) whep(w http.ResponseWriter, r *http.Request) {
 			maps.Copy(e.Detail, map[string]string{"stream": stream, "transport": "webrtc", "session": id,
 				"seconds": strconv.FormatFloat(time.Since(start).Seconds(), 'f', 1, 64)})
 			s.appendAudit(context.Background(), e)
+			if started {
+				s.liveWG.Done()
+			}
 		},
 	})
 	if post && !started {
