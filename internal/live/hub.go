@@ -41,13 +41,6 @@ const (
 	// frame).
 	maxGOPBytes  = 8 << 20
 	maxGOPFrames = 300
-	// prerollFrames is how many frames from the first key frame of a run
-	// the hub holds back to learn whether the stream has B-frames (as the
-	// recorder does; 160 ms at 25 fps, once per run).
-	prerollFrames = 4
-	// maxFrameGap90k: a larger timestamp step, either way, is a
-	// discontinuity; the timeline then continues where it was.
-	maxFrameGap90k = 10 * 90000
 	// defaultStep90k is the frame duration assumed before one is known
 	// (25 fps).
 	defaultStep90k = 3600

@@ -1,90 +1,63 @@
 package live
 
-// timing derives decode times for the frames of one run (from a Reset, or
-// the hub's start, to the next) the way the recorder does, on the hub's
-// own timeline: the first frame of a run starts where the previous run's
-// last frame ended, so a viewer's decode times never go backwards.
+import "github.com/custos-nvr/custos/internal/media/dts"
+
+// timing gives the frames of one run (from a Reset, or the hub's start, to
+// the next) decode times by the rule the recorder uses (package dts), on
+// the hub's own timeline: the first frame of a run starts where the
+// previous run's last frame ended, so a viewer's decode times never go
+// backwards; at a timestamp jump the timeline continues.
 //
-// Cameras without B-frames send presentation times in decode order, so
-// the decode time is the presentation time (shifted onto the timeline).
-// Once a presentation time steps backwards the stream has B-frames, and
-// decode times advance by the smallest frame interval seen; each frame
-// carries its composition offset (presentation minus decode time, possibly
-// negative). To choose before emitting anything, the first prerollFrames
-// frames of a run from its first key frame are held back and looked at.
-//
-// A frame is emitted at once, with the step that led to it as its
-// duration (the real one is known only when the next frame comes); the
-// next fragment's decode time is authoritative, so a wrong guess leaves a
-// tiny gap or overlap in the buffered range, not a drift.
+// A frame is emitted as soon as the dts.Timer releases it, with the step
+// that led to it as its duration (the real one is known only when the next
+// frame comes); the next fragment's decode time is authoritative, so a
+// wrong guess leaves a tiny gap or overlap in the buffered range, not a
+// drift.
 //
 // Cameras that send one picture as several units with one timestamp (the
 // RTP marker bit on every slice) are noticed at the first such unit: from
 // then on the hub holds each frame until the next timestamp, one frame
 // more latency, and emits it whole with its exact duration.
 type timing struct {
-	decided  bool
-	preroll  []entry
-	bframes  bool
-	minStep  int64 // smallest positive step between presentation times
+	dt       dts.Timer[entry]
 	havePrev bool
 	prevPTS  int64 // camera time
 	prevDTS  int64 // hub time
 	prevStep int64 // last decode step, the guess for the next duration
-	// offset maps camera presentation times onto the hub's timeline.
-	offset int64
+	// base maps the timer's timeline onto the hub's.
+	base int64
 	// pending is, when coalescing, the frame not emitted yet.
 	pending    entry
 	hasPending bool
 }
 
-// maxCTS90k bounds the composition offset that decode times advancing by
-// the smallest frame interval build up when a camera's intervals jitter
-// or its frame rate drops; past it, decode times catch up at once.
-const maxCTS90k = 90000
+// maxCTS90k bounds composition offsets (see dts.MaxCTS90k).
+const maxCTS90k = dts.MaxCTS90k
 
 // push takes one published frame. h.mu is held.
 func (t *timing) push(h *Hub, e *entry) {
-	if t.decided {
-		t.frame(h, e)
-		return
-	}
-	if len(t.preroll) == 0 && !e.key {
+	if !t.dt.Push(e.pts, e.key, *e) {
 		h.stats.Skipped++ // nothing before a run's first key frame decodes
 		return
 	}
-	t.preroll = append(t.preroll, *e)
-	if len(t.preroll) >= prerollFrames {
-		t.decide(h)
-	}
+	t.drain(h)
 }
 
-// decide chooses the decode-time mode from the held-back frames and emits
-// them.
-func (t *timing) decide(h *Hub) {
-	t.decided = true
-	for i := 1; i < len(t.preroll); i++ {
-		step := t.preroll[i].pts - t.preroll[i-1].pts
-		if step < 0 && step > -maxFrameGap90k {
-			t.bframes = true
+// drain emits the frames the timer released.
+func (t *timing) drain(h *Hub) {
+	for {
+		f, ok := t.dt.Next()
+		if !ok {
+			return
 		}
-		if step > 0 && step <= maxFrameGap90k && (t.minStep == 0 || step < t.minStep) {
-			t.minStep = step
-		}
+		t.frame(h, &f)
 	}
-	held := t.preroll
-	t.preroll = nil
-	for i := range held {
-		t.frame(h, &held[i])
-	}
-	clear(held)
 }
 
 // flush emits what the run still holds (Reset), with guessed durations.
 func (t *timing) flush(h *Hub) {
-	if !t.decided && len(t.preroll) > 0 {
-		t.decide(h)
-	}
+	t.dt.Flush()
+	t.drain(h)
 	if t.hasPending {
 		t.hasPending = false
 		h.emit(&t.pending, t.guess(h))
@@ -97,51 +70,33 @@ func (t *timing) guess(h *Hub) int64 {
 	switch {
 	case t.prevStep > 0:
 		return t.prevStep
-	case t.minStep > 0:
-		return t.minStep
+	case t.dt.Interval90k() > 0:
+		return t.dt.Interval90k()
 	case h.lastDur > 0:
 		return h.lastDur
 	}
 	return defaultStep90k
 }
 
-// frame times one frame of a decided run and emits it (or holds it when
-// coalescing).
-func (t *timing) frame(h *Hub, e *entry) {
-	if t.havePrev && e.pts == t.prevPTS {
+// frame puts one timed frame on the hub's timeline and emits it (or holds
+// it when coalescing).
+func (t *timing) frame(h *Hub, f *dts.Frame[entry]) {
+	e := &f.Value
+	if f.Same {
 		t.continuation(h, e)
 		return
 	}
-	var dts int64
 	if !t.havePrev {
-		dts = h.end90k
-		t.offset = dts - e.pts
-	} else {
-		step := e.pts - t.prevPTS
-		switch {
-		case step > maxFrameGap90k || step < -maxFrameGap90k:
-			h.log.Warn("live: timestamp discontinuity; timeline continues", "step90k", step)
-			h.stats.Discontinuities++
-			dts = t.prevDTS + t.guess(h)
-			t.offset = dts - e.pts
-		case t.bframes || step < 0:
-			t.bframes = true
-			if step > 0 && (t.minStep == 0 || step < t.minStep) {
-				t.minStep = step
-			}
-			dts = t.prevDTS + max(t.minStep, 1)
-			if lag := e.pts + t.offset - dts; lag > maxCTS90k {
-				dts += lag - maxCTS90k // the frame rate dropped, or jitters
-			}
-		default:
-			if t.minStep == 0 || step < t.minStep {
-				t.minStep = step
-			}
-			dts = t.prevDTS + step
-		}
+		t.base = h.end90k - f.DTS90k
+	} else if f.Jump {
+		h.log.Warn("live: timestamp discontinuity; timeline continues", "step90k", e.pts-t.prevPTS)
+		h.stats.Discontinuities++
+	}
+	dts := f.DTS90k + t.base
+	if t.havePrev {
 		t.prevStep = dts - t.prevDTS
 	}
-	e.dts, e.cts = dts, int32(e.pts+t.offset-dts)
+	e.dts, e.cts = dts, f.CTS90k
 	t.prevPTS, t.prevDTS, t.havePrev = e.pts, dts, true
 
 	if t.hasPending {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"slices"
 	"time"
 
 	"github.com/custos-nvr/custos/internal/blob"
@@ -13,6 +12,7 @@ import (
 	"github.com/custos-nvr/custos/internal/ingest"
 	"github.com/custos-nvr/custos/internal/integrity"
 	"github.com/custos-nvr/custos/internal/media"
+	"github.com/custos-nvr/custos/internal/media/dts"
 	"github.com/custos-nvr/custos/internal/mp4"
 	"github.com/custos-nvr/custos/internal/store"
 )
@@ -25,12 +25,10 @@ const (
 	// MaxFragment90k bounds a fragment: one GOP or at most half a second,
 	// so a crash loses at most about half a second of buffered video.
 	MaxFragment90k = 45000
-	// maxFrameGap90k: a timestamp step larger than this (or backwards)
-	// is a discontinuity that ends the run.
-	maxFrameGap90k = 10 * 90000
 )
 
-// errDiscontinuity ends a run when the camera's timestamps jump.
+// errDiscontinuity ends a run when the camera's timestamps jump (by more
+// than dts.MaxStep90k).
 var errDiscontinuity = errors.New("timestamp discontinuity")
 
 // runWriter turns the frames of one connection (one run) into segments. It
@@ -65,10 +63,7 @@ type runWriter struct {
 	keys      int
 	prevPTS   int64
 	prevDTS   int64
-	minStep   int64 // smallest positive PTS step: the frame interval
-	bframes   bool
-	decided   bool        // decode-time mode chosen (see Frame)
-	preroll   []prerolled // frames held back until then
+	tm        dts.Timer[prerolled] // decode times (see Frame)
 	lastDur   uint32
 	havePrev  bool
 	fragStart int64 // PTS of the fragment's first sample
@@ -143,33 +138,29 @@ func nextBoundary(t time.Time, phase time.Duration) time.Time {
 }
 
 // Frame records one access unit that arrived at the given local time.
-//
-// Decode time: cameras without B-frames send presentation times in decode
-// order, so the decode time is the presentation time and every frame
-// keeps its exact duration. Once a presentation time steps backwards the
-// stream has B-frames; from then on decode times advance by the smallest
-// frame interval seen, and each sample carries its composition offset
-// (presentation minus decode time, possibly negative).
-//
-// To choose between the two before writing anything, a run holds back its
-// first prerollFrames frames from the first key frame on (160 ms at 25
-// fps) and looks at their order.
+// Decode times come from a dts.Timer (the rule is in its package comment):
+// a run holds back its first dts.HoldBack frames from the first key frame
+// (160 ms at 25 fps) to see whether the camera sends B-frames.
 func (r *runWriter) Frame(f *ingest.Frame, arrival time.Time) error {
 	if r.leading(f) {
 		r.skipped++
 		return nil
 	}
-	if r.decided {
-		return r.frame(f, arrival)
+	r.tm.Push(f.PTS90k, f.Key, prerolled{frame: *f, arrival: arrival})
+	return r.drain()
+}
+
+// drain records the frames the timer has released.
+func (r *runWriter) drain() error {
+	for {
+		t, ok := r.tm.Next()
+		if !ok {
+			return nil
+		}
+		if err := r.frame(&t.Value.frame, &t, t.Value.arrival); err != nil {
+			return err
+		}
 	}
-	if len(r.preroll) == 0 && !f.Key {
-		return nil // a segment starts at a key frame
-	}
-	r.preroll = append(r.preroll, prerolled{frame: *f, arrival: arrival})
-	if len(r.preroll) < prerollFrames {
-		return nil
-	}
-	return r.decide()
 }
 
 // leading reports whether f comes before what a run can record: any
@@ -219,54 +210,19 @@ func h265RASL(nalus [][]byte) bool {
 	return false
 }
 
-// prerollFrames is how many frames a run inspects before deciding whether
-// the camera sends B-frames.
-const prerollFrames = 4
-
 type prerolled struct {
 	frame   ingest.Frame
 	arrival time.Time
 }
 
-// decide sets the decode-time mode from the held-back frames and writes
-// them.
-func (r *runWriter) decide() error {
-	r.decided = true
-	pts := make([]int64, len(r.preroll))
-	for i := range r.preroll {
-		pts[i] = r.preroll[i].frame.PTS90k
-		if i > 0 && pts[i] < pts[i-1] {
-			r.bframes = true
-		}
-	}
-	// The frame interval is the smallest gap between the held-back
-	// presentation times, sorted: with hierarchical B-frames (x265's
-	// b-pyramid: P+4, B+2, b+1, b+3 in decode order) no step between
-	// consecutive frames may be a single interval.
-	slices.Sort(pts)
-	for i := 1; i < len(pts); i++ {
-		if step := pts[i] - pts[i-1]; step > 0 && (r.minStep == 0 || step < r.minStep) {
-			r.minStep = step
-		}
-	}
-	held := r.preroll
-	r.preroll = nil
-	for i := range held {
-		if err := r.frame(&held[i].frame, held[i].arrival); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (r *runWriter) frame(f *ingest.Frame, arrival time.Time) error {
+func (r *runWriter) frame(f *ingest.Frame, t *dts.Frame[prerolled], arrival time.Time) error {
 	if r.seg == nil && !f.Key {
 		return nil // a segment starts at a key frame
 	}
-	dts := f.PTS90k
+	dts := t.DTS90k
 	if r.havePrev {
 		step := f.PTS90k - r.prevPTS
-		if step == 0 && len(r.samples) > 0 {
+		if t.Same && len(r.samples) > 0 {
 			// Same picture split over several units (cameras that set the
 			// RTP marker on every slice): it belongs to the last sample.
 			sample := sampleOf(f)
@@ -275,23 +231,10 @@ func (r *runWriter) frame(f *ingest.Frame, arrival time.Time) error {
 			r.samples[len(r.samples)-1].Size += uint32(len(sample))
 			return nil
 		}
-		if step > maxFrameGap90k || step < -maxFrameGap90k || step == 0 {
+		if t.Jump || t.Same {
 			return fmt.Errorf("%w: %d ticks after the previous frame", errDiscontinuity, step)
 		}
-		if step > 0 && (r.minStep == 0 || step < r.minStep) {
-			r.minStep = step
-		}
-		if step < 0 {
-			r.bframes = true
-		}
-		if r.bframes {
-			dts = r.prevDTS + max(r.minStep, 1)
-		}
 		d := dts - r.prevDTS
-		if d <= 0 {
-			d = max(r.minStep, 1)
-			dts = r.prevDTS + d
-		}
 		r.samples[len(r.samples)-1].Dur90k = uint32(d)
 		r.lastDur = uint32(d)
 	}
@@ -331,7 +274,7 @@ func (r *runWriter) frame(f *ingest.Frame, arrival time.Time) error {
 	r.parts = append(r.parts, sample)
 	r.partBytes += len(sample)
 	r.samples = append(r.samples, mp4.Sample{Size: uint32(len(sample)), Key: f.Key, Dur90k: r.lastDur,
-		CTSOffset90k: int32(f.PTS90k - dts)})
+		CTSOffset90k: t.CTS90k})
 	if f.Key {
 		r.keys++
 	}
@@ -420,10 +363,9 @@ func (r *runWriter) closeSegment(endPTS90k int64, arrival time.Time) error {
 // the open segment is closed and the run is ended with reason.
 func (r *runWriter) Close(reason string, now time.Time) error {
 	var errs []error
-	if !r.decided && len(r.preroll) > 0 {
-		if err := r.decide(); err != nil {
-			errs = append(errs, err)
-		}
+	r.tm.Flush()
+	if err := r.drain(); err != nil {
+		errs = append(errs, err)
 	}
 	if r.seg != nil {
 		if len(r.samples) > 0 {
