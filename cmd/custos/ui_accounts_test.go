@@ -223,7 +223,7 @@ func TestUIAccounts(t *testing.T) {
 		from := time.Now().Add(time.Hour).Truncate(time.Second)
 		do(t, admin, "filter from an hour ahead",
 			clearInput("#af-action"),
-			chromedp.SetValue(chromedp.CSS("#af-from"), from.Format("2006-01-02T15:04:05")),
+			setInput("#af-from", from.Format("2006-01-02T15:04:05")),
 			chromedp.Click(chromedp.CSS("#audit-filter button[type=submit]")))
 		none := waitJS[[]string](t, admin, "no entries", `document.getElementById('audit-ok').textContent === 'No entries match.' &&
 			[location.hash, String(document.querySelectorAll('#audit-table tbody tr').length)]`)
@@ -382,6 +382,13 @@ func waitJS[T any](t *testing.T, ctx context.Context, what, expr string) T {
 // only resets the value attribute, chromedp.SetValue refuses "").
 func clearInput(sel string) chromedp.Action[chromedp.Void] {
 	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).value = ""`, sel))
+}
+
+// setInput sets an input's value by script: chromedp.SetValue resolves a
+// node id first, which a DOM change on a loaded machine can invalidate
+// between the query and the set ("could not set value on node N").
+func setInput(sel, value string) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).value = %q`, sel, value))
 }
 
 // do runs browser actions, failing the test after 30 s or on an error.

@@ -390,10 +390,12 @@ async function showAudit() {
   // one list of what the log may hold; the one in the URL is kept even
   // before they arrive.
   const wanted = q.get("action") || "";
+  // A choice made before the list arrived is kept.
   const setActions = (list) => {
-    if (wanted && !list.includes(wanted)) list = [wanted, ...list];
+    const keep = f.action.value || wanted;
+    if (keep && !list.includes(keep)) list = [keep, ...list];
     f.action.innerHTML = `<option value="">any</option>` + list.map((a) => `<option>${esc(a)}</option>`).join("");
-    f.action.value = wanted;
+    f.action.value = keep;
   };
   setActions([]);
   api("/api/audit/actions").then((r) => r.json()).then(setActions).catch(() => {});
