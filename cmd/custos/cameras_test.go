@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -40,15 +39,7 @@ func TestCamerasFromTheAPI(t *testing.T) {
 	}
 	call := func(method, path, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, srv.baseURL()+path, strings.NewReader(body))
-		req.SetBasicAuth("admin", "admin-password")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return adminCall(t, srv.baseURL(), method, path, body)
 	}
 	camera := func(name string) (api.CameraJSON, bool) {
 		t.Helper()

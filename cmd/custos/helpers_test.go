@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -93,4 +94,19 @@ func indexSegments(t *testing.T, dir, camera string) (*sqlite.Store, store.Strea
 		t.Fatal(err)
 	}
 	return idx, st, segs
+}
+
+// adminCall sends method path with body to the server at base as the
+// tests' admin (HTTP Basic) and returns the status and body.
+func adminCall(t *testing.T, base, method, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+	req.SetBasicAuth("admin", "admin-password")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -165,15 +165,7 @@ func TestAPICameraAllowBasic(t *testing.T) {
 	defer func() { srv.stop() }()
 	call := func(method, path, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, srv.baseURL()+path, strings.NewReader(body))
-		req.SetBasicAuth("admin", "admin-password")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return adminCall(t, srv.baseURL(), method, path, body)
 	}
 	wait := func(what string, ok func(api.CameraJSON) bool) api.CameraJSON {
 		t.Helper()
